@@ -1,0 +1,86 @@
+#pragma once
+/// Commands and Lua scripts as values. A Command owns its arguments (packed in
+/// one buffer) and knows which argument is its key, which the cluster client
+/// uses to route it. A Script carries its source and SHA1 so the client can
+/// send EVALSHA and fall back to EVAL when a node answers NOSCRIPT.
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pushgw::redis {
+
+/// A Lua script. Cheap to copy (shared immutable data). Thread-safe.
+class Script {
+ public:
+  explicit Script(std::string source);
+  const std::string& source() const { return data_->source; }
+  /// Lower-case hex SHA1 of the source, as Redis computes it.
+  const std::string& sha1() const { return data_->sha1; }
+
+ private:
+  struct Data {
+    std::string source;
+    std::string sha1;
+  };
+  std::shared_ptr<const Data> data_;
+};
+
+class Command {
+ public:
+  Command() = default;
+  /// `Command{"SET", key, value}`.
+  Command(std::initializer_list<std::string_view> args);
+
+  /// `EVALSHA <sha> <num_keys>`; append the keys, then the arguments, with arg().
+  /// The client replaces it by `EVAL <source> ...` if the node answers NOSCRIPT.
+  static Command evalsha(const Script& script, std::size_t num_keys);
+
+  Command& arg(std::string_view a);
+  template <std::integral T>
+  Command& arg(T v) {
+    if constexpr (std::is_same_v<T, bool>) {
+      return arg(std::string_view(v ? "1" : "0"));
+    } else if constexpr (std::is_signed_v<T>) {
+      return arg_int(static_cast<std::int64_t>(v));
+    } else {
+      return arg_uint(static_cast<std::uint64_t>(v));
+    }
+  }
+  Command& arg(const char* a) { return arg(std::string_view(a)); }
+  Command& arg(const std::string& a) { return arg(std::string_view(a)); }
+
+  std::size_t size() const { return ends_.size(); }
+  bool empty() const { return ends_.empty(); }
+  std::string_view operator[](std::size_t i) const;
+
+  /// The key this command is routed by in a cluster: the first key of EVAL /
+  /// EVALSHA (if numkeys > 0), nothing for key-less commands (PING, INFO,
+  /// CLUSTER, SCRIPT, ...), otherwise the first argument. Multi-key commands
+  /// are routed by their first key; Redis answers CROSSSLOT if the others
+  /// live elsewhere.
+  std::optional<std::string_view> key() const;
+
+  /// The script of an evalsha() command.
+  const std::optional<Script>& script() const { return script_; }
+  /// For an evalsha() command: the same command as `EVAL <source> ...`.
+  Command as_eval() const;
+
+  /// `SET k v` style rendering for logs (long arguments are shortened).
+  std::string to_string() const;
+
+ private:
+  Command& arg_int(std::int64_t v);
+  Command& arg_uint(std::uint64_t v);
+
+  std::string buf_;
+  std::vector<std::uint32_t> ends_;
+  std::optional<Script> script_;
+};
+
+}  // namespace pushgw::redis

@@ -1,0 +1,133 @@
+#include "common/redis/command.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cctype>
+#include <stdexcept>
+
+namespace pushgw::redis {
+namespace {
+
+std::string sha1_hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha1(), nullptr) != 1) {
+    // Only at startup (scripts are built once); fail fast.
+    throw std::runtime_error("redis: SHA1 of a Lua script failed (OpenSSL)");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0xf];
+  }
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Commands without a key (or whose first argument is not one): sent to any node.
+constexpr std::string_view kKeyless[] = {
+    "PING",     "ECHO",     "INFO",      "CLUSTER", "SCRIPT",   "AUTH",    "HELLO",  "SELECT",
+    "DBSIZE",   "FLUSHALL", "FLUSHDB",   "TIME",    "CONFIG",   "CLIENT",  "COMMAND", "ASKING",
+    "READONLY", "READWRITE", "MULTI",    "EXEC",    "DISCARD",  "QUIT",    "DEBUG",  "SLOWLOG",
+    "WAIT",     "LASTSAVE", "ROLE",      "KEYS",    "SCAN",     "RANDOMKEY", "PUBLISH", "FUNCTION",
+    "SAVE",     "BGSAVE",   "SHUTDOWN",  "MONITOR"};
+
+}  // namespace
+
+Script::Script(std::string source) {
+  auto sha = sha1_hex(source);
+  data_ = std::make_shared<const Data>(Data{std::move(source), std::move(sha)});
+}
+
+Command::Command(std::initializer_list<std::string_view> args) {
+  std::size_t total = 0;
+  for (auto a : args) total += a.size();
+  buf_.reserve(total);
+  ends_.reserve(args.size());
+  for (auto a : args) arg(a);
+}
+
+Command Command::evalsha(const Script& script, std::size_t num_keys) {
+  Command c;
+  c.arg("EVALSHA").arg(script.sha1()).arg(num_keys);
+  c.script_ = script;
+  return c;
+}
+
+Command& Command::arg(std::string_view a) {
+  buf_.append(a.data(), a.size());
+  ends_.push_back(static_cast<std::uint32_t>(buf_.size()));
+  return *this;
+}
+
+Command& Command::arg_int(std::int64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
+  return arg(std::string_view(tmp, static_cast<std::size_t>(p - tmp)));
+}
+
+Command& Command::arg_uint(std::uint64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
+  return arg(std::string_view(tmp, static_cast<std::size_t>(p - tmp)));
+}
+
+std::string_view Command::operator[](std::size_t i) const {
+  std::uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+  return std::string_view(buf_).substr(begin, ends_[i] - begin);
+}
+
+std::optional<std::string_view> Command::key() const {
+  if (ends_.size() < 2) return std::nullopt;
+  std::string_view name = (*this)[0];
+  if (iequals(name, "EVAL") || iequals(name, "EVALSHA") || iequals(name, "EVAL_RO") ||
+      iequals(name, "EVALSHA_RO") || iequals(name, "FCALL") || iequals(name, "FCALL_RO")) {
+    if (ends_.size() < 4) return std::nullopt;
+    auto n = (*this)[2];
+    if (n == "0") return std::nullopt;
+    return (*this)[3];
+  }
+  for (auto k : kKeyless) {
+    if (iequals(name, k)) return std::nullopt;
+  }
+  return (*this)[1];
+}
+
+Command Command::as_eval() const {
+  if (!script_ || ends_.size() < 2) return *this;
+  Command c;
+  c.buf_.reserve(buf_.size() + script_->source().size());
+  c.ends_.reserve(ends_.size());
+  c.arg("EVAL").arg(script_->source());
+  for (std::size_t i = 2; i < ends_.size(); ++i) c.arg((*this)[i]);
+  c.script_ = script_;
+  return c;
+}
+
+std::string Command::to_string() const {
+  std::string out;
+  for (std::size_t i = 0; i < ends_.size(); ++i) {
+    if (i) out += ' ';
+    auto a = (*this)[i];
+    if (a.size() > 64) {
+      out.append(a.substr(0, 61));
+      out += "...";
+    } else {
+      out.append(a);
+    }
+  }
+  return out;
+}
+
+}  // namespace pushgw::redis

@@ -1,0 +1,94 @@
+#include <boost/asio/dispatch.hpp>
+
+#include "clients.h"
+#include "connection_impl.h"
+
+namespace pushgw::redis::detail {
+namespace {
+
+class StandaloneClient final : public Client {
+ public:
+  StandaloneClient(asio::any_io_executor strand, ClientConfig config,
+                   std::shared_ptr<Metrics> metrics)
+      : strand_(std::move(strand)),
+        metrics_(metrics),
+        conn_(std::make_shared<ConnectionImpl>(strand_, config.nodes.front(), config.connection,
+                                               std::move(metrics))) {
+    asio::dispatch(strand_, [c = conn_] { c->start(); });
+  }
+
+  ~StandaloneClient() override { close(); }
+
+  asio::awaitable<result<void>> connect() override {
+    Command ping_cmd{"PING"};
+    auto r = co_await exec(std::move(ping_cmd));
+    if (!r) co_return r.error();
+    if (!r->is_string() || r->str() != "PONG") co_return errc::protocol_error;
+    co_return result<void>{};
+  }
+
+  asio::awaitable<result<Reply>> exec(Command cmd) override {
+    std::vector<Command> one;
+    one.push_back(std::move(cmd));
+    auto res = co_await exec_pipeline(std::move(one));
+    co_return std::move(res.front());
+  }
+
+  asio::awaitable<std::vector<result<Reply>>> exec_pipeline(std::vector<Command> cmds) override {
+    return run_on(strand_, pipeline(conn_, metrics_, std::move(cmds)));
+  }
+
+  ClientStats stats() const override {
+    auto s = metrics_->stats();
+    s.reconnects = conn_->reconnects();
+    return s;
+  }
+
+  asio::any_io_executor executor() const override { return strand_; }
+
+  void close() override {
+    asio::dispatch(strand_, [c = conn_] { c->close(); });
+  }
+
+ private:
+  static asio::awaitable<std::vector<result<Reply>>> pipeline(std::shared_ptr<ConnectionImpl> conn,
+                                                              std::shared_ptr<Metrics> metrics,
+                                                              std::vector<Command> cmds) {
+    std::vector<const Command*> ptrs;
+    ptrs.reserve(cmds.size());
+    for (const auto& c : cmds) ptrs.push_back(&c);
+    auto results = co_await ConnectionImpl::wait(conn->submit(ptrs.data(), ptrs.size()));
+
+    // Scripts unknown to the server: resend those commands as EVAL.
+    std::vector<std::size_t> retry;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i] && results[i]->error_is("NOSCRIPT") && cmds[i].script()) retry.push_back(i);
+    }
+    if (retry.empty()) co_return results;
+    std::vector<Command> evals;
+    evals.reserve(retry.size());
+    ptrs.clear();
+    for (auto i : retry) {
+      metrics->noscript();
+      evals.push_back(cmds[i].as_eval());
+    }
+    for (const auto& c : evals) ptrs.push_back(&c);
+    auto again = co_await ConnectionImpl::wait(conn->submit(ptrs.data(), ptrs.size()));
+    for (std::size_t j = 0; j < retry.size(); ++j) results[retry[j]] = std::move(again[j]);
+    co_return results;
+  }
+
+  asio::any_io_executor strand_;
+  std::shared_ptr<Metrics> metrics_;
+  std::shared_ptr<ConnectionImpl> conn_;
+};
+
+}  // namespace
+
+std::unique_ptr<Client> make_standalone_client(asio::any_io_executor strand, ClientConfig config,
+                                               std::shared_ptr<Metrics> metrics) {
+  return std::make_unique<StandaloneClient>(std::move(strand), std::move(config),
+                                            std::move(metrics));
+}
+
+}  // namespace pushgw::redis::detail
