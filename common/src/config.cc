@@ -598,7 +598,11 @@ std::string SchemaCore::describe() const {
     if (f.secret) out << "; secret";
     if (!env_prefix_.empty()) out << "; env " << env_name(f.key);
     out << "\n";
-    if (!f.doc.empty()) out << "    " << f.doc << "\n";
+    if (!f.doc.empty()) {
+      out << "    ";
+      for (const char c : f.doc) out << (c == '\n' ? std::string("\n    ") : std::string(1, c));
+      out << "\n";
+    }
   }
   return out.str();
 }

@@ -237,7 +237,7 @@ ConfigSchema<T>& ConfigSchema<T>::field(std::string key, Proj proj,
   spec.key = std::move(key);
   spec.doc = std::move(doc);
   std::vector<std::pair<std::string, M>> enum_map;
-  auto take = [&](auto&& opt) {
+  [[maybe_unused]] auto take = [&](auto&& opt) {
     using O = std::remove_cvref_t<decltype(opt)>;
     if constexpr (std::is_same_v<O, EnumNames<M>>) {
       enum_map = opt.names;
