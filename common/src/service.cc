@@ -117,6 +117,7 @@ struct SignalHandler::Impl {
   SignalHooks hooks;
   std::atomic<bool> shutting_down{false};
   std::atomic<bool> complete{false};
+  bool released = false;  // strand only: signals handed back, the loop must not wait again
 };
 
 namespace {
@@ -134,6 +135,7 @@ const char* signal_name(int signo) {
 
 /// On the strand: restores default signal actions and ends the wait loop.
 void release_signals(const ImplPtr& self) {
+  self->released = true;
   boost::system::error_code ec;
   self->signals.clear(ec);
   self->signals.cancel(ec);
@@ -184,7 +186,8 @@ void begin_shutdown(const ImplPtr& self, int signo) {
 }
 
 asio::awaitable<void> signal_loop(ImplPtr self) {
-  for (;;) {
+  // co_spawn from the strand may run a hook inline, so re-check before each wait.
+  while (!self->released) {
     auto [ec, signo] = co_await self->signals.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     if (signo == SIGUSR1) {

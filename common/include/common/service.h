@@ -7,10 +7,10 @@
 ///   auto fd_limit = pushgw::common::raise_fd_limit();          // log the capacity
 ///   pushgw::common::IoRunner io(cfg.threads);
 ///   Node node(io.executor(), cfg);
-///   pushgw::common::SignalHandler signals(io.executor(), {
-///       .on_shutdown = [&node] { return node.shutdown(); },     // stop accepting, drain, commit
-///       .on_drain = [&node] { return node.drain(); },           // SIGUSR1
-///   });
+///   pushgw::common::SignalHooks hooks;
+///   hooks.on_shutdown = [&node] { return node.shutdown(); };  // stop accepting, drain, commit
+///   hooks.on_drain = [&node] { return node.drain(); };        // SIGUSR1
+///   pushgw::common::SignalHandler signals(io.executor(), std::move(hooks));
 ///   node.start();
 ///   io.run();                    // returns when shutdown has finished and the work is done
 #include <boost/asio/any_io_executor.hpp>
