@@ -133,6 +133,10 @@ Properties consumer_properties(const ConsumerConfig& cfg) {
       {"session.timeout.ms", ms(cfg.session_timeout)},
       {"heartbeat.interval.ms", ms(cfg.heartbeat_interval)},
       {"max.poll.interval.ms", ms(cfg.max_poll_interval)},
+      // Incremental rebalancing: members keep the partitions they retain
+      // (no stop-the-world), and sticky assignment moves as few partitions
+      // (offline-router RocksDB instances) as possible. Overridable.
+      {"partition.assignment.strategy", "cooperative-sticky"},
   };
   add_extras(cfg.kafka, kConsumerManaged, p);
   return p;

@@ -506,7 +506,9 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
       } else {
         rd_kafka_assign(rk_.get(), parts);
       }
-      spdlog::info("kafka consumer {}: assigned {}", cfg_.kafka.client_id, describe(list));
+      if (!list.empty()) {
+        spdlog::info("kafka consumer {}: assigned {}", cfg_.kafka.client_id, describe(list));
+      }
       notify(handlers_.on_assigned, std::move(list));
       return;
     }
@@ -528,8 +530,10 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
       } else {
         rd_kafka_assign(rk_.get(), nullptr);
       }
-      spdlog::info("kafka consumer {}: {} {}", cfg_.kafka.client_id, lost ? "lost" : "revoked",
-                   describe(list));
+      if (!list.empty()) {
+        spdlog::info("kafka consumer {}: {} {}", cfg_.kafka.client_id, lost ? "lost" : "revoked",
+                     describe(list));
+      }
       notify(handlers_.on_revoked, std::move(list));
       return;
     }
@@ -561,7 +565,8 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
 
   void notify(const std::function<void(std::vector<TopicPartition>)>& fn,
               std::vector<TopicPartition> list) {
-    if (!fn) {
+    // Cooperative rebalances report empty increments: nothing changed.
+    if (!fn || list.empty()) {
       return;
     }
     asio::post(executor_, [fn, list = std::move(list), id = cfg_.kafka.client_id]() mutable {

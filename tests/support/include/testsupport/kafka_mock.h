@@ -42,8 +42,10 @@ class KafkaMock {
   void set_broker_down(int32_t broker_id);
   void set_broker_up(int32_t broker_id);
 
-  /// Configs pointing at this cluster with short timeouts (session 6 s,
-  /// heartbeat 500 ms, metadata refresh 500 ms, message timeout 10 s).
+  /// Configs pointing at this cluster with short timeouts (session 3 s,
+  /// heartbeat 500 ms, metadata refresh 500 ms, message timeout 10 s). The
+  /// 2.0.2 mock waits session timeout - 1 s for members to rejoin in a
+  /// rebalance, so the session timeout sets the pace of group tests.
   bus::ProducerConfig producer_config(std::string client_id = "test-producer") const;
   bus::ConsumerConfig consumer_config(std::string group_id,
                                       std::string client_id = "test-consumer") const;

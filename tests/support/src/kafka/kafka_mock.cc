@@ -124,7 +124,7 @@ bus::ConsumerConfig KafkaMock::consumer_config(std::string group_id, std::string
                           {"reconnect.backoff.ms", "50"},
                           {"reconnect.backoff.max.ms", "500"}};
   cfg.group_id = std::move(group_id);
-  cfg.session_timeout = std::chrono::milliseconds(6000);
+  cfg.session_timeout = std::chrono::milliseconds(3000);
   cfg.heartbeat_interval = std::chrono::milliseconds(500);
   cfg.max_poll_interval = std::chrono::milliseconds(10000);
   cfg.auto_commit_interval = std::chrono::milliseconds(200);
