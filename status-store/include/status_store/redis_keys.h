@@ -1,0 +1,60 @@
+#pragma once
+/// The Redis key schema of RedisStatusStore (see status-store/README.md).
+/// Keys that one Lua script touches share a hash tag, so each script runs on
+/// one Redis Cluster slot:
+///   <p>:d:{app:device}   hash   node, epoch, session, platform, uid, since, seen (TTL = lease)
+///   <p>:e:{app:device}   string epoch counter of the device (TTL = device_meta_ttl)
+///   <p>:q:{app:device}   string downstream seq counter (TTL = device_meta_ttl)
+///   <p>:u:{app:user}     hash   device -> epoch: the user's devices (TTL >= longest lease)
+///   <p>:{nodes}:info     hash   node -> "1\ntcp\ntls\nws\nwss\nconnections\ndraining"
+///   <p>:{nodes}:exp      zset   node -> lease expiry (Redis TIME, ms)
+///   <p>:t:{app:topic}    hash   node -> subscriber count
+///   <p>:nt:{node}        set    "app:topic" entries the node has counts in
+///   <p>:m:{message_id}   hash   counter -> value (TTL set by incr_counters)
+///   <p>:i:{app:key}      string idempotency value (TTL set by put_idempotency)
+/// App ids never contain ':', '{' or '}', so "app:rest" is unambiguous.
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+
+namespace pushgw::status_store {
+
+class RedisKeys {
+ public:
+  /// `prefix` must be non-empty and free of '{' and '}' (see validate_prefix).
+  explicit RedisKeys(std::string prefix = "pgw");
+
+  const std::string& prefix() const { return prefix_; }
+  std::string device(std::string_view app, std::string_view device) const;
+  std::string epoch(std::string_view app, std::string_view device) const;
+  std::string seq(std::string_view app, std::string_view device) const;
+  std::string user(std::string_view app, std::string_view user) const;
+  std::string nodes_info() const;
+  std::string nodes_expiry() const;
+  std::string topic(std::string_view app, std::string_view topic) const;
+  std::string node_topics(std::string_view node) const;
+  std::string counters(std::string_view message_id) const;
+  std::string idempotency(std::string_view app, std::string_view key) const;
+
+ private:
+  std::string tagged(char kind1, char kind2, std::string_view a, std::string_view b) const;
+  std::string prefix_;
+};
+
+/// Limits on identifiers (bytes).
+inline constexpr std::size_t kMaxAppIdLength = 64;
+inline constexpr std::size_t kMaxIdLength = 256;
+
+/// Key prefix: 1..64 bytes, no '{', '}' or whitespace.
+result<void> validate_prefix(std::string_view prefix);
+/// App id: 1..64 bytes, none of ':', '{', '}', whitespace or control bytes.
+result<void> validate_app_id(std::string_view app);
+/// Node id: 1..256 bytes, no '{', '}', whitespace or control bytes.
+result<void> validate_node_id(std::string_view node);
+/// Device id, topic, message id, idempotency key: 1..256 bytes, no control bytes.
+result<void> validate_id(std::string_view id);
+/// User id: like validate_id() but may be empty (no user).
+result<void> validate_user_id(std::string_view user);
+
+}  // namespace pushgw::status_store

@@ -1,0 +1,573 @@
+#include "status_store/redis_status_store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "scripts.h"
+
+namespace pushgw::status_store {
+namespace {
+
+namespace asio = boost::asio;
+using redis::Command;
+using redis::Reply;
+
+constexpr std::size_t kMaxEndpointLength = 256;
+
+// Error replies that mean "the store is not serving right now".
+errc classify(const Reply& err) {
+  for (auto p : {"LOADING", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "BUSY", "OOM", "READONLY"}) {
+    if (err.error_is(p)) return errc::unavailable;
+  }
+  return errc::protocol_error;
+}
+
+// A usable reply, or the transport error, or the error reply mapped to errc.
+result<Reply> checked(result<Reply> r, std::string_view what) {
+  if (!r) return r.error();
+  if (r->is_error()) {
+    spdlog::warn("status store: {}: redis answered {}", what, r->str());
+    return classify(*r);
+  }
+  return r;
+}
+
+std::optional<std::uint64_t> to_u64(const Reply& r) {
+  auto v = r.to_int();
+  if (!v || *v < 0) return std::nullopt;
+  return static_cast<std::uint64_t>(*v);
+}
+
+std::uint64_t u64_or_zero(const Reply& r) { return to_u64(r).value_or(0); }
+
+std::string str_or_empty(const Reply& r) { return r.is_string() ? r.str() : std::string(); }
+
+// result<bool> cannot be built implicitly from an error_code (bool ambiguity).
+result<bool> bool_error(boost::system::error_code ec) {
+  return result<bool>(boost::system::in_place_error, ec);
+}
+
+result<void> valid_lease(std::chrono::milliseconds lease) {
+  if (lease.count() <= 0) return errc::invalid_argument;
+  return {};
+}
+
+result<void> valid_registration(const DeviceRegistration& reg) {
+  if (auto r = validate_app_id(reg.app_id); !r) return r;
+  if (auto r = validate_id(reg.device_id); !r) return r;
+  if (auto r = validate_node_id(reg.node_id); !r) return r;
+  if (auto r = validate_user_id(reg.user_id); !r) return r;
+  if (reg.session_id.size() > kMaxIdLength || reg.platform.size() > kMaxIdLength) {
+    return errc::invalid_argument;
+  }
+  return {};
+}
+
+std::string encode_node(const NodeInfo& n) {
+  std::string p = "1\n";
+  for (const auto* e : {&n.endpoints.tcp, &n.endpoints.tls, &n.endpoints.ws, &n.endpoints.wss}) {
+    p += *e;
+    p += '\n';
+  }
+  p += std::to_string(n.connections);
+  p += '\n';
+  p += n.draining ? '1' : '0';
+  return p;
+}
+
+std::optional<NodeInfo> decode_node(std::string id, std::string_view payload,
+                                    std::string_view expiry) {
+  std::vector<std::string_view> f;
+  std::size_t start = 0;
+  for (;;) {
+    auto nl = payload.find('\n', start);
+    f.push_back(payload.substr(start, nl == std::string_view::npos ? nl : nl - start));
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  if (f.size() != 7 || f[0] != "1") return std::nullopt;
+  NodeInfo n;
+  n.node_id = std::move(id);
+  n.endpoints = NodeEndpoints{std::string(f[1]), std::string(f[2]), std::string(f[3]),
+                              std::string(f[4])};
+  auto [p, ec] = std::from_chars(f[5].data(), f[5].data() + f[5].size(), n.connections);
+  if (ec != std::errc()) return std::nullopt;
+  n.draining = f[6] == "1";
+  double exp = 0;
+  auto [p2, ec2] = std::from_chars(expiry.data(), expiry.data() + expiry.size(), exp);
+  if (ec2 == std::errc() && exp > 0) n.lease_expires_ms = static_cast<std::uint64_t>(exp);
+  return n;
+}
+
+std::optional<DeviceStatus> decode_status(const Reply& r) {
+  // HMGET node epoch session platform uid since seen
+  if (!r.is_array() || r.elements().size() != 7) return std::nullopt;
+  const auto& e = r.elements();
+  if (e[0].is_nil() || e[1].is_nil()) return std::nullopt;
+  DeviceStatus s;
+  s.node_id = str_or_empty(e[0]);
+  s.epoch = u64_or_zero(e[1]);
+  s.session_id = str_or_empty(e[2]);
+  s.platform = str_or_empty(e[3]);
+  s.user_id = str_or_empty(e[4]);
+  s.connected_at_ms = u64_or_zero(e[5]);
+  s.last_seen_ms = u64_or_zero(e[6]);
+  return s;
+}
+
+Command status_query(const std::string& key) {
+  return Command{"HMGET", key, "node", "epoch", "session", "platform", "uid", "since", "seen"};
+}
+
+// The first failure of a pipeline, if any.
+result<void> first_failure(std::vector<result<Reply>>& rs, std::string_view what) {
+  for (auto& r : rs) {
+    if (!r) return r.error();
+    if (r->is_error()) {
+      spdlog::warn("status store: {}: redis answered {}", what, r->str());
+      return classify(*r);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+RedisStatusStore::RedisStatusStore(std::shared_ptr<redis::Client> client,
+                                   RedisStatusStoreOptions options, const Clock& clock)
+    : client_(std::move(client)),
+      options_(std::move(options)),
+      clock_(clock),
+      keys_(options_.key_prefix) {}
+
+RedisStatusStore::~RedisStatusStore() = default;
+
+asio::awaitable<result<void>> RedisStatusStore::ping() {
+  Command cmd{"PING"};
+  auto r = checked(co_await client_->exec(std::move(cmd)), "ping");
+  if (!r) co_return r.error();
+  co_return result<void>{};
+}
+
+asio::awaitable<result<Registered>> RedisStatusStore::register_device(DeviceRegistration reg,
+                                                                      Lease lease) {
+  return do_register(std::move(reg), 0, lease);
+}
+
+asio::awaitable<result<Registered>> RedisStatusStore::reregister_device(DeviceRegistration reg,
+                                                                        std::uint64_t epoch,
+                                                                        Lease lease) {
+  if (epoch == 0) return [](errc e) -> asio::awaitable<result<Registered>> { co_return e; }(
+      errc::invalid_argument);
+  return do_register(std::move(reg), epoch, lease);
+}
+
+asio::awaitable<result<Registered>> RedisStatusStore::do_register(DeviceRegistration reg,
+                                                                  std::uint64_t fence,
+                                                                  Lease lease) {
+  if (auto v = valid_registration(reg); !v) co_return v.error();
+  if (auto v = valid_lease(lease); !v) co_return v.error();
+  auto cmd = Command::evalsha(scripts::register_device(), 3);
+  cmd.arg(keys_.device(reg.app_id, reg.device_id))
+      .arg(keys_.epoch(reg.app_id, reg.device_id))
+      .arg(keys_.seq(reg.app_id, reg.device_id))
+      .arg(reg.node_id)
+      .arg(reg.session_id)
+      .arg(reg.platform)
+      .arg(reg.user_id)
+      .arg(reg.connected_at_ms)
+      .arg(lease.count())
+      .arg(options_.device_meta_ttl.count())
+      .arg(clock_.now_ms())
+      .arg(fence);
+  auto r = checked(co_await client_->exec(std::move(cmd)), "register_device");
+  if (!r) co_return r.error();
+  const auto& e = r->elements();
+  if (!r->is_array() || e.empty() || !e[0].is_integer()) co_return errc::protocol_error;
+  if (e[0].integer() < 0) co_return errc::stale_epoch;
+  Registered out;
+  out.epoch = static_cast<std::uint64_t>(e[0].integer());
+  if (e.size() == 5) {
+    out.previous = PreviousRegistration{str_or_empty(e[2]), str_or_empty(e[3]), u64_or_zero(e[1]),
+                                        str_or_empty(e[4])};
+  }
+
+  // User index: best effort. The registration stands even if this fails; the
+  // next lease refresh adds the entry again.
+  std::vector<Command> index;
+  if (!reg.user_id.empty()) {
+    auto add = Command::evalsha(scripts::user_add(), 1);
+    add.arg(keys_.user(reg.app_id, reg.user_id)).arg(reg.device_id).arg(out.epoch).arg(lease.count());
+    index.push_back(std::move(add));
+  }
+  if (out.previous && !out.previous->user_id.empty() && out.previous->user_id != reg.user_id) {
+    auto rm = Command::evalsha(scripts::user_remove(), 1);
+    rm.arg(keys_.user(reg.app_id, out.previous->user_id))
+        .arg(reg.device_id)
+        .arg(out.previous->epoch);
+    index.push_back(std::move(rm));
+  }
+  if (!index.empty()) {
+    auto rs = co_await client_->exec_pipeline(std::move(index));
+    if (auto f = first_failure(rs, "user index"); !f) {
+      spdlog::warn("status store: user index update for {}/{} failed: {}", reg.app_id,
+                   reg.device_id, f.error().message());
+    }
+  }
+  co_return out;
+}
+
+asio::awaitable<result<bool>> RedisStatusStore::unregister_device(std::string app_id,
+                                                                  std::string device_id,
+                                                                  std::uint64_t epoch) {
+  if (auto v = validate_app_id(app_id); !v) co_return bool_error(v.error());
+  if (auto v = validate_id(device_id); !v) co_return bool_error(v.error());
+  auto cmd = Command::evalsha(scripts::unregister_device(), 2);
+  cmd.arg(keys_.device(app_id, device_id)).arg(keys_.epoch(app_id, device_id)).arg(epoch);
+  auto r = checked(co_await client_->exec(std::move(cmd)), "unregister_device");
+  if (!r) co_return bool_error(r.error());
+  const auto& e = r->elements();
+  if (!r->is_array() || e.empty() || !e[0].is_integer()) co_return bool_error(errc::protocol_error);
+  if (e[0].integer() < 0) co_return bool_error(errc::stale_epoch);
+  if (e[0].integer() == 0) co_return false;
+  std::string uid = e.size() > 1 ? str_or_empty(e[1]) : std::string();
+  if (!uid.empty()) {
+    auto rm = Command::evalsha(scripts::user_remove(), 1);
+    rm.arg(keys_.user(app_id, uid)).arg(device_id).arg(epoch);
+    auto x = co_await client_->exec(std::move(rm));
+    if (!x || x->is_error()) {
+      spdlog::warn("status store: user index removal for {}/{} failed", app_id, device_id);
+    }
+  }
+  co_return true;
+}
+
+asio::awaitable<result<std::vector<LeaseState>>> RedisStatusStore::refresh_leases(
+    std::string node_id, std::vector<LeaseRef> leases, Lease lease) {
+  if (auto v = validate_node_id(node_id); !v) co_return v.error();
+  if (auto v = valid_lease(lease); !v) co_return v.error();
+  for (const auto& l : leases) {
+    if (!validate_app_id(l.app_id) || !validate_id(l.device_id) || !validate_user_id(l.user_id)) {
+      co_return errc::invalid_argument;
+    }
+  }
+  const auto now = clock_.now_ms();
+  std::vector<Command> cmds;
+  cmds.reserve(leases.size() * 2);
+  for (const auto& l : leases) {
+    auto c = Command::evalsha(scripts::refresh_lease(), 2);
+    c.arg(keys_.device(l.app_id, l.device_id))
+        .arg(keys_.epoch(l.app_id, l.device_id))
+        .arg(l.epoch)
+        .arg(lease.count())
+        .arg(now)
+        .arg(node_id);
+    cmds.push_back(std::move(c));
+  }
+  // Re-assert user index entries in the same round trip (heals lost entries
+  // and keeps the index alive as long as its devices).
+  for (const auto& l : leases) {
+    if (l.user_id.empty()) continue;
+    auto c = Command::evalsha(scripts::user_add(), 1);
+    c.arg(keys_.user(l.app_id, l.user_id)).arg(l.device_id).arg(l.epoch).arg(lease.count());
+    cmds.push_back(std::move(c));
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  std::vector<LeaseState> out;
+  out.reserve(leases.size());
+  for (std::size_t i = 0; i < leases.size(); ++i) {
+    auto r = checked(std::move(rs[i]), "refresh_leases");
+    if (!r) co_return r.error();
+    if (!r->is_integer()) co_return errc::protocol_error;
+    auto v = r->integer();
+    out.push_back(v > 0 ? LeaseState::refreshed : v == 0 ? LeaseState::missing : LeaseState::stale);
+  }
+  co_return out;
+}
+
+asio::awaitable<result<std::vector<std::optional<DeviceStatus>>>> RedisStatusStore::lookup(
+    std::string app_id, std::vector<std::string> device_ids) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  std::vector<Command> cmds;
+  cmds.reserve(device_ids.size());
+  for (const auto& d : device_ids) {
+    if (!validate_id(d)) co_return errc::invalid_argument;
+    cmds.push_back(status_query(keys_.device(app_id, d)));
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  std::vector<std::optional<DeviceStatus>> out;
+  out.reserve(rs.size());
+  for (auto& r : rs) {
+    if (!r) co_return r.error();
+    if (r->is_error()) co_return classify(*r);
+    out.push_back(decode_status(*r));
+  }
+  co_return out;
+}
+
+asio::awaitable<result<std::vector<std::string>>> RedisStatusStore::user_devices(
+    std::string app_id, std::string user_id) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  if (user_id.empty() || !validate_id(user_id)) co_return errc::invalid_argument;
+  const auto user_key = keys_.user(app_id, user_id);
+  Command all{"HGETALL", user_key};
+  auto r = checked(co_await client_->exec(std::move(all)), "user_devices");
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements().size() % 2 != 0) co_return errc::protocol_error;
+  const auto& e = r->elements();
+  std::vector<std::pair<std::string, std::uint64_t>> entries;
+  std::vector<Command> queries;
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+    entries.emplace_back(str_or_empty(e[i]), u64_or_zero(e[i + 1]));
+    queries.push_back(status_query(keys_.device(app_id, entries.back().first)));
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(queries));
+  std::vector<std::string> online;
+  std::vector<Command> prune;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto& q = rs[i];
+    if (!q) co_return q.error();
+    if (q->is_error()) co_return classify(*q);
+    auto st = decode_status(*q);
+    if (st && st->user_id == user_id) {
+      online.push_back(entries[i].first);
+    } else {
+      auto rm = Command::evalsha(scripts::user_remove(), 1);
+      rm.arg(user_key).arg(entries[i].first).arg(entries[i].second);
+      prune.push_back(std::move(rm));
+    }
+  }
+  if (!prune.empty()) {
+    auto pr = co_await client_->exec_pipeline(std::move(prune));
+    if (auto f = first_failure(pr, "user index prune"); !f) {
+      spdlog::debug("status store: pruning user index failed: {}", f.error().message());
+    }
+  }
+  std::sort(online.begin(), online.end());
+  co_return online;
+}
+
+asio::awaitable<result<void>> RedisStatusStore::upsert_node(NodeInfo node, Lease lease) {
+  if (auto v = validate_node_id(node.node_id); !v) co_return v.error();
+  if (auto v = valid_lease(lease); !v) co_return v.error();
+  for (const auto* e : {&node.endpoints.tcp, &node.endpoints.tls, &node.endpoints.ws,
+                        &node.endpoints.wss}) {
+    if (e->size() > kMaxEndpointLength || e->find('\n') != std::string::npos) {
+      co_return errc::invalid_argument;
+    }
+  }
+  auto cmd = Command::evalsha(scripts::node_upsert(), 2);
+  cmd.arg(keys_.nodes_info())
+      .arg(keys_.nodes_expiry())
+      .arg(node.node_id)
+      .arg(lease.count())
+      .arg(encode_node(node));
+  auto r = checked(co_await client_->exec(std::move(cmd)), "upsert_node");
+  if (!r) co_return r.error();
+  co_return result<void>{};
+}
+
+asio::awaitable<result<std::vector<NodeInfo>>> RedisStatusStore::list_nodes() {
+  auto cmd = Command::evalsha(scripts::node_list(), 2);
+  cmd.arg(keys_.nodes_info()).arg(keys_.nodes_expiry());
+  auto r = checked(co_await client_->exec(std::move(cmd)), "list_nodes");
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements().size() % 3 != 0) co_return errc::protocol_error;
+  const auto& e = r->elements();
+  std::vector<NodeInfo> out;
+  for (std::size_t i = 0; i + 2 < e.size(); i += 3) {
+    auto n = decode_node(str_or_empty(e[i]), str_or_empty(e[i + 1]), str_or_empty(e[i + 2]));
+    if (!n) {
+      spdlog::warn("status store: skipping malformed node entry '{}'", str_or_empty(e[i]));
+      continue;
+    }
+    out.push_back(std::move(*n));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const NodeInfo& a, const NodeInfo& b) { return a.node_id < b.node_id; });
+  co_return out;
+}
+
+asio::awaitable<result<bool>> RedisStatusStore::remove_node(std::string node_id) {
+  if (auto v = validate_node_id(node_id); !v) co_return bool_error(v.error());
+  auto cmd = Command::evalsha(scripts::node_remove(), 2);
+  cmd.arg(keys_.nodes_info()).arg(keys_.nodes_expiry()).arg(node_id);
+  auto r = checked(co_await client_->exec(std::move(cmd)), "remove_node");
+  if (!r) co_return bool_error(r.error());
+  co_return r->integer() > 0;
+}
+
+asio::awaitable<result<std::int64_t>> RedisStatusStore::topic_add(std::string app_id,
+                                                                  std::string topic,
+                                                                  std::string node_id,
+                                                                  std::int64_t delta) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  if (auto v = validate_id(topic); !v) co_return v.error();
+  if (auto v = validate_node_id(node_id); !v) co_return v.error();
+  std::vector<Command> cmds;
+  auto add = Command::evalsha(scripts::topic_add(), 1);
+  add.arg(keys_.topic(app_id, topic)).arg(node_id).arg(delta);
+  cmds.push_back(std::move(add));
+  if (delta > 0) {
+    // The node's index of its topics (a superset: entries are only dropped by
+    // clear_node_topics), so a dead node's counts can be found and removed.
+    cmds.push_back(Command{"SADD", keys_.node_topics(node_id), app_id + ":" + topic});
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  if (auto f = first_failure(rs, "topic_add"); !f) co_return f.error();
+  if (!rs[0]->is_integer()) co_return errc::protocol_error;
+  co_return rs[0]->integer();
+}
+
+asio::awaitable<result<std::map<std::string, std::int64_t>>> RedisStatusStore::topic_nodes(
+    std::string app_id, std::string topic) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  if (auto v = validate_id(topic); !v) co_return v.error();
+  Command cmd{"HGETALL", keys_.topic(app_id, topic)};
+  auto r = checked(co_await client_->exec(std::move(cmd)), "topic_nodes");
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements().size() % 2 != 0) co_return errc::protocol_error;
+  std::map<std::string, std::int64_t> out;
+  const auto& e = r->elements();
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+    auto n = e[i + 1].to_int();
+    if (n && *n > 0) out.emplace(str_or_empty(e[i]), *n);
+  }
+  co_return out;
+}
+
+asio::awaitable<result<std::size_t>> RedisStatusStore::clear_node_topics(std::string node_id) {
+  if (auto v = validate_node_id(node_id); !v) co_return v.error();
+  // Move the index aside first so topic_add() calls racing with us land in a
+  // fresh index instead of being lost.
+  const auto index = keys_.node_topics(node_id);
+  const auto clearing = index + ":clearing";
+  Command rename{"RENAME", index, clearing};
+  auto rn = co_await client_->exec(std::move(rename));
+  if (!rn) co_return rn.error();
+  if (rn->is_error() && !rn->error_is("ERR")) co_return classify(*rn);
+  Command members{"SMEMBERS", clearing};
+  auto m = checked(co_await client_->exec(std::move(members)), "clear_node_topics");
+  if (!m) co_return m.error();
+  std::vector<Command> dels;
+  for (const auto& entry : m->elements()) {
+    const auto& s = entry.str();
+    auto colon = s.find(':');
+    if (colon == std::string::npos) continue;
+    dels.push_back(Command{"HDEL", keys_.topic(s.substr(0, colon), s.substr(colon + 1)), node_id});
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(dels));
+  std::size_t removed = 0;
+  for (auto& r : rs) {
+    auto ok = checked(std::move(r), "clear_node_topics");
+    if (!ok) co_return ok.error();  // index kept aside: a retry finds it again
+    removed += static_cast<std::size_t>(std::max<std::int64_t>(0, ok->integer()));
+  }
+  Command del{"DEL", clearing};
+  auto d = checked(co_await client_->exec(std::move(del)), "clear_node_topics");
+  if (!d) co_return d.error();
+  co_return removed;
+}
+
+asio::awaitable<result<std::uint64_t>> RedisStatusStore::next_seq(std::string app_id,
+                                                                  std::string device_id) {
+  std::vector<DeviceRef> one;
+  one.push_back(DeviceRef{std::move(app_id), std::move(device_id)});
+  auto r = co_await next_seqs(std::move(one));
+  if (!r) co_return r.error();
+  co_return r->front();
+}
+
+asio::awaitable<result<std::vector<std::uint64_t>>> RedisStatusStore::next_seqs(
+    std::vector<DeviceRef> devices) {
+  std::vector<Command> cmds;
+  cmds.reserve(devices.size());
+  for (const auto& d : devices) {
+    if (!validate_app_id(d.app_id) || !validate_id(d.device_id)) co_return errc::invalid_argument;
+    cmds.push_back(Command{"INCR", keys_.seq(d.app_id, d.device_id)});
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  std::vector<std::uint64_t> out;
+  out.reserve(rs.size());
+  for (auto& r : rs) {
+    auto ok = checked(std::move(r), "next_seqs");
+    if (!ok) co_return ok.error();
+    auto v = to_u64(*ok);
+    if (!v) co_return errc::protocol_error;
+    out.push_back(*v);
+  }
+  co_return out;
+}
+
+asio::awaitable<result<std::map<std::string, std::int64_t>>> RedisStatusStore::incr_counters(
+    std::string message_id, std::vector<std::pair<std::string, std::int64_t>> deltas,
+    std::chrono::milliseconds ttl) {
+  if (auto v = validate_id(message_id); !v) co_return v.error();
+  if (auto v = valid_lease(ttl); !v) co_return v.error();
+  if (deltas.empty()) co_return errc::invalid_argument;
+  auto cmd = Command::evalsha(scripts::incr_counters(), 1);
+  cmd.arg(keys_.counters(message_id)).arg(ttl.count());
+  for (const auto& [field, delta] : deltas) {
+    if (!validate_id(field)) co_return errc::invalid_argument;
+    cmd.arg(field).arg(delta);
+  }
+  auto r = checked(co_await client_->exec(std::move(cmd)), "incr_counters");
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements().size() != deltas.size()) co_return errc::protocol_error;
+  std::map<std::string, std::int64_t> out;
+  for (std::size_t i = 0; i < deltas.size(); ++i) {
+    out[deltas[i].first] = r->elements()[i].integer();
+  }
+  co_return out;
+}
+
+asio::awaitable<result<std::map<std::string, std::int64_t>>> RedisStatusStore::get_counters(
+    std::string message_id) {
+  if (auto v = validate_id(message_id); !v) co_return v.error();
+  Command cmd{"HGETALL", keys_.counters(message_id)};
+  auto r = checked(co_await client_->exec(std::move(cmd)), "get_counters");
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements().size() % 2 != 0) co_return errc::protocol_error;
+  std::map<std::string, std::int64_t> out;
+  const auto& e = r->elements();
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+    auto v = e[i + 1].to_int();
+    if (!v) co_return errc::protocol_error;
+    out.emplace(str_or_empty(e[i]), *v);
+  }
+  co_return out;
+}
+
+asio::awaitable<result<std::optional<std::string>>> RedisStatusStore::put_idempotency(
+    std::string app_id, std::string key, std::string value, std::chrono::milliseconds ttl) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  if (auto v = validate_id(key); !v) co_return v.error();
+  if (auto v = valid_lease(ttl); !v) co_return v.error();
+  Command cmd{"SET", keys_.idempotency(app_id, key), value, "NX", "PX"};
+  cmd.arg(ttl.count()).arg("GET");
+  auto r = checked(co_await client_->exec(std::move(cmd)), "put_idempotency");
+  if (!r) co_return r.error();
+  if (r->is_nil()) co_return std::optional<std::string>();
+  if (!r->is_string()) co_return errc::protocol_error;
+  co_return std::optional<std::string>(std::move(r->str()));
+}
+
+result<std::unique_ptr<RedisStatusStore>> make_redis_status_store(
+    boost::asio::any_io_executor ex, std::string_view uri, RedisStatusStoreOptions options,
+    prometheus::Registry* metrics, const Clock& clock) {
+  if (!validate_prefix(options.key_prefix) || options.device_meta_ttl.count() <= 0) {
+    return errc::invalid_argument;
+  }
+  auto cfg = redis::ClientConfig::parse(uri);
+  if (!cfg) return cfg.error();
+  cfg->name = "status_store";
+  auto client = redis::make_client(std::move(ex), std::move(*cfg), metrics);
+  if (!client) return client.error();
+  std::shared_ptr<redis::Client> shared = std::move(*client);
+  return std::make_unique<RedisStatusStore>(std::move(shared), std::move(options), clock);
+}
+
+}  // namespace pushgw::status_store

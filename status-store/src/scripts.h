@@ -1,0 +1,30 @@
+#pragma once
+// Lua scripts of RedisStatusStore. Each touches keys of one hash tag only.
+#include "common/redis/command.h"
+
+namespace pushgw::status_store::scripts {
+
+/// KEYS: device, epoch counter, seq. ARGV: node, session, platform, uid,
+/// since, lease_ms, meta_ttl_ms, now_ms, fence (0: new registration).
+/// -> {epoch} | {epoch, prev_epoch, prev_node, prev_session, prev_uid} | {-1, counter} (stale fence)
+const redis::Script& register_device();
+/// KEYS: device, epoch counter. ARGV: epoch. -> {1, uid} removed | {0} none | {-1} stale
+const redis::Script& unregister_device();
+/// KEYS: device, epoch counter. ARGV: epoch, lease_ms, now_ms, node. -> 1 | 0 missing | -1 stale
+const redis::Script& refresh_lease();
+/// KEYS: user index. ARGV: device, epoch, ttl_ms. Sets device -> epoch unless a newer one is there.
+const redis::Script& user_add();
+/// KEYS: user index. ARGV: device, epoch. Removes the entry only if it still has that epoch.
+const redis::Script& user_remove();
+/// KEYS: nodes info, nodes expiry. ARGV: node, lease_ms, payload. -> expiry (ms)
+const redis::Script& node_upsert();
+/// KEYS: nodes info, nodes expiry. -> flat {node, payload, expiry, ...}; drops expired ones.
+const redis::Script& node_list();
+/// KEYS: nodes info, nodes expiry. ARGV: node. -> 1 removed | 0
+const redis::Script& node_remove();
+/// KEYS: topic. ARGV: node, delta. -> new count (0: removed)
+const redis::Script& topic_add();
+/// KEYS: counters. ARGV: ttl_ms, field1, delta1, ... -> {value1, ...}
+const redis::Script& incr_counters();
+
+}  // namespace pushgw::status_store::scripts
