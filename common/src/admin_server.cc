@@ -38,8 +38,7 @@ using boost::system::error_code;
 
 std::string_view HttpRequest::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
           return std::tolower(static_cast<unsigned char>(a)) ==
                  std::tolower(static_cast<unsigned char>(b));
         })) {
@@ -203,7 +202,8 @@ asio::awaitable<HttpResponse> readiness(ImplPtr self) {
     const bool ok = round->results[i].value_or(false);
     ready = ready && ok;
     if (i) body += ",";
-    body += "{\"name\":\"" + json_escape(checks[i].first) + "\",\"ready\":" + (ok ? "true" : "false");
+    body +=
+        "{\"name\":\"" + json_escape(checks[i].first) + "\",\"ready\":" + (ok ? "true" : "false");
     if (!round->results[i]) {
       body += ",\"error\":\"timeout\"";
     } else if (!round->errors[i].empty()) {
@@ -301,8 +301,8 @@ asio::awaitable<void> linger_close(std::shared_ptr<beast::tcp_stream> stream,
   char sink[4096];
   size_t total = 0;
   while (total < (1u << 20)) {
-    auto [rec, n] = co_await stream->async_read_some(asio::buffer(sink),
-                                                      asio::as_tuple(asio::use_awaitable));
+    auto [rec, n] =
+        co_await stream->async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
     if (rec) break;
     total += n;
   }
@@ -316,7 +316,8 @@ bool is_client_gone(const error_code& ec) {
          ec == asio::error::broken_pipe || ec == asio::error::bad_descriptor;
 }
 
-asio::awaitable<void> session(ImplPtr self, uint64_t id, std::shared_ptr<beast::tcp_stream> stream) {
+asio::awaitable<void> session(ImplPtr self, uint64_t id,
+                              std::shared_ptr<beast::tcp_stream> stream) {
   struct Unregister {
     ImplPtr self;
     uint64_t id;

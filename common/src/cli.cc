@@ -14,7 +14,8 @@ struct HelpConfigRequested {};
 }  // namespace
 
 CommandLine::CommandLine(std::string binary, std::string description)
-    : binary_(std::move(binary)), app_(std::make_unique<CLI::App>(std::move(description), binary_)) {
+    : binary_(std::move(binary)),
+      app_(std::make_unique<CLI::App>(std::move(description), binary_)) {
   app_->add_option("-c,--config", config_file_, "TOML config file (must exist)");
   app_->add_option("--set", overrides_, "override one config key: key=value (repeatable)")
       ->type_name("KEY=VALUE")

@@ -59,13 +59,27 @@ std::string quote(std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           static constexpr char kHex[] = "0123456789ABCDEF";
@@ -143,11 +157,14 @@ std::string int_range_text(const FieldSpec& f) {
 /// What a key accepts, in words ("an integer in [1, 65535]").
 std::string expectation(const FieldSpec& f) {
   switch (f.kind) {
-    case ConfigKind::kBool: return "a boolean (true or false)";
-    case ConfigKind::kInteger: return "an integer" + int_range_text(f);
+    case ConfigKind::kBool:
+      return "a boolean (true or false)";
+    case ConfigKind::kInteger:
+      return "an integer" + int_range_text(f);
     case ConfigKind::kMilliseconds:
       return "an integer number of milliseconds" + int_range_text(f);
-    case ConfigKind::kSeconds: return "an integer number of seconds" + int_range_text(f);
+    case ConfigKind::kSeconds:
+      return "an integer number of seconds" + int_range_text(f);
     case ConfigKind::kDouble:
       if (f.min_real && f.max_real) {
         return "a number in [" + format_double(*f.min_real) + ", " + format_double(*f.max_real) +
@@ -157,7 +174,8 @@ std::string expectation(const FieldSpec& f) {
     case ConfigKind::kString:
       if (!f.choices.empty()) return "one of: " + join(f.choices, ", ");
       return f.non_empty ? "a non-empty string" : "a string";
-    case ConfigKind::kEnum: return "one of: " + join(f.choices, ", ");
+    case ConfigKind::kEnum:
+      return "one of: " + join(f.choices, ", ");
     case ConfigKind::kStringList:
       return f.non_empty ? "a non-empty array of strings" : "an array of strings";
   }
@@ -187,7 +205,8 @@ std::optional<std::string> check_constraints(const FieldSpec& f, const ConfigVal
     case ConfigKind::kString:
     case ConfigKind::kEnum: {
       const auto& s = std::get<std::string>(v);
-      if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+      if (!f.choices.empty() &&
+          std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
         return "value " + shown + " is not allowed; expected " + expectation(f);
       }
       if (f.non_empty && s.empty()) return "value is empty; expected " + expectation(f);
@@ -198,7 +217,8 @@ std::optional<std::string> check_constraints(const FieldSpec& f, const ConfigVal
         return "value is empty; expected " + expectation(f);
       }
       return std::nullopt;
-    case ConfigKind::kBool: return std::nullopt;
+    case ConfigKind::kBool:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -237,7 +257,8 @@ std::optional<ConfigValue> from_text(const FieldSpec& f, std::string_view raw) {
       if (auto v = parse_double(trim(raw))) return ConfigValue{*v};
       return std::nullopt;
     case ConfigKind::kString:
-    case ConfigKind::kEnum: return ConfigValue{std::string(raw)};
+    case ConfigKind::kEnum:
+      return ConfigValue{std::string(raw)};
     case ConfigKind::kStringList: {
       const std::string s = trim(raw);
       std::vector<std::string> items;
@@ -260,8 +281,8 @@ std::optional<ConfigValue> from_text(const FieldSpec& f, std::string_view raw) {
       size_t start = 0;
       while (start <= s.size()) {
         const size_t comma = s.find(',', start);
-        const std::string item =
-            trim(std::string_view(s).substr(start, comma == std::string::npos ? comma : comma - start));
+        const std::string item = trim(
+            std::string_view(s).substr(start, comma == std::string::npos ? comma : comma - start));
         if (!item.empty()) items.push_back(item);
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -335,7 +356,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -359,7 +381,8 @@ class Resolver {
 
   void apply_table(const toml::table& table, const std::string& prefix, const std::string& file) {
     for (auto&& [k, node] : table) {
-      const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+      const std::string key =
+          prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
       const std::string where = "config file '" + file + "' " + position(k.source());
       if (auto it = index_.find(key); it != index_.end()) {
         const FieldSpec& f = core_.fields()[it->second];
@@ -416,7 +439,8 @@ class Resolver {
 
  private:
   static std::string position(const toml::source_region& src) {
-    return "line " + std::to_string(src.begin.line) + ", column " + std::to_string(src.begin.column);
+    return "line " + std::to_string(src.begin.line) + ", column " +
+           std::to_string(src.begin.column);
   }
 
   void set(size_t idx, ConfigValue v, const std::string& where) {

@@ -15,15 +15,14 @@
 #include <map>
 #include <mutex>
 
-
 namespace pushgw::common {
 namespace {
 
 using Level = spdlog::level::level_enum;
 
 constexpr std::pair<std::string_view, Level> kLevels[] = {
-    {"trace", Level::trace}, {"debug", Level::debug},       {"info", Level::info},
-    {"warn", Level::warn},   {"error", Level::err},         {"critical", Level::critical},
+    {"trace", Level::trace}, {"debug", Level::debug}, {"info", Level::info},
+    {"warn", Level::warn},   {"error", Level::err},   {"critical", Level::critical},
     {"off", Level::off},     {"warning", Level::warn}};
 
 std::optional<Level> parse_level(std::string_view name) {
@@ -40,7 +39,9 @@ std::string_view level_name(Level l) {
   return "unknown";
 }
 
-void put(spdlog::memory_buf_t& dest, std::string_view s) { dest.append(s.data(), s.data() + s.size()); }
+void put(spdlog::memory_buf_t& dest, std::string_view s) {
+  dest.append(s.data(), s.data() + s.size());
+}
 
 /// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
 size_t utf8_sequence(std::string_view s, size_t i) {
@@ -74,11 +75,21 @@ void append_escaped(spdlog::memory_buf_t& dest, std::string_view s, bool json) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '\n': put(dest, "\\n"); break;
-        case '\r': put(dest, "\\r"); break;
-        case '\t': put(dest, "\\t"); break;
-        case '"': put(dest, json ? "\\\"" : "\""); break;
-        case '\\': put(dest, json ? "\\\\" : "\\"); break;
+        case '\n':
+          put(dest, "\\n");
+          break;
+        case '\r':
+          put(dest, "\\r");
+          break;
+        case '\t':
+          put(dest, "\\t");
+          break;
+        case '"':
+          put(dest, json ? "\\\"" : "\"");
+          break;
+        case '\\':
+          put(dest, json ? "\\\\" : "\\");
+          break;
         default:
           if (c < 0x20 || c == 0x7f) {
             fmt::format_to(std::back_inserter(dest), "\\u{:04x}", c);
@@ -178,7 +189,8 @@ class CaptureSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 struct State {
   std::mutex mu;
-  std::shared_ptr<spdlog::sinks::dist_sink_mt> dist = std::make_shared<spdlog::sinks::dist_sink_mt>();
+  std::shared_ptr<spdlog::sinks::dist_sink_mt> dist =
+      std::make_shared<spdlog::sinks::dist_sink_mt>();
   std::shared_ptr<spdlog::sinks::sink> output;
   LogFormat format = LogFormat::kText;
   Level level = Level::info;
@@ -285,8 +297,9 @@ std::vector<std::string> LogCapture::lines() const { return impl_->sink->snapsho
 
 bool LogCapture::contains(std::string_view needle) const {
   const auto lines = impl_->sink->snapshot();
-  return std::any_of(lines.begin(), lines.end(),
-                     [needle](const std::string& l) { return l.find(needle) != std::string::npos; });
+  return std::any_of(lines.begin(), lines.end(), [needle](const std::string& l) {
+    return l.find(needle) != std::string::npos;
+  });
 }
 
 }  // namespace pushgw::common

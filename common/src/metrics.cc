@@ -20,9 +20,7 @@
 namespace pushgw::common {
 namespace {
 
-boost::system::error_code last_errno() {
-  return {errno, boost::system::system_category()};
-}
+boost::system::error_code last_errno() { return {errno, boost::system::system_category()}; }
 
 }  // namespace
 
@@ -65,7 +63,8 @@ result<ProcessStats> read_process_stats() {
     std::string field;
     uint64_t utime = 0;
     uint64_t stime = 0;
-    // Fields 3..: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
+    // Fields 3..: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
+    // stime
     for (int i = 3; i <= 15 && fields >> field; ++i) {
       if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
       if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);

@@ -16,9 +16,9 @@
 /// Threads: the accept loop and each connection run on their own strand of
 /// the executor given at construction; handlers and readiness checks run on
 /// the connection's strand. Every public method is thread-safe.
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -58,31 +58,34 @@ template <class T, class Proj>
 void add_admin_fields(ConfigSchema<T>& schema, Proj proj, uint16_t default_port) {
   const AdminServerOptions d;
   schema
-      .field("admin.bind", [proj](auto& c) -> auto& { return std::invoke(proj, c).bind_address; },
-             d.bind_address, "address of the admin HTTP listener (/healthz, /readyz, /metrics)",
-             non_empty())
-      .field("admin.port", [proj](auto& c) -> auto& { return std::invoke(proj, c).port; },
-             default_port, "port of the admin HTTP listener; 0 picks a free port",
-             range(0, 65535))
-      .field("admin.max_header_bytes",
-             [proj](auto& c) -> auto& { return std::invoke(proj, c).max_header_bytes; },
-             d.max_header_bytes, "largest accepted request line plus headers",
-             range(256, 1 << 20))
-      .field("admin.max_body_bytes",
-             [proj](auto& c) -> auto& { return std::invoke(proj, c).max_body_bytes; },
-             d.max_body_bytes, "largest accepted request body", range(0, 64 << 20))
-      .field("admin.read_timeout_ms",
-             [proj](auto& c) -> auto& { return std::invoke(proj, c).read_timeout; },
-             d.read_timeout, "deadline to read one request (idle keep-alive included)",
-             range(10, 3'600'000))
-      .field("admin.check_timeout_ms",
-             [proj](auto& c) -> auto& { return std::invoke(proj, c).check_timeout; },
-             d.check_timeout, "a readiness check slower than this counts as not ready",
-             range(1, 60'000))
-      .field("admin.max_connections",
-             [proj](auto& c) -> auto& { return std::invoke(proj, c).max_connections; },
-             d.max_connections, "concurrent admin connections; extra ones are closed",
-             range(1, 10'000));
+      .field(
+          "admin.bind", [proj](auto& c) -> auto& { return std::invoke(proj, c).bind_address; },
+          d.bind_address, "address of the admin HTTP listener (/healthz, /readyz, /metrics)",
+          non_empty())
+      .field(
+          "admin.port", [proj](auto& c) -> auto& { return std::invoke(proj, c).port; },
+          default_port, "port of the admin HTTP listener; 0 picks a free port", range(0, 65535))
+      .field(
+          "admin.max_header_bytes",
+          [proj](auto& c) -> auto& { return std::invoke(proj, c).max_header_bytes; },
+          d.max_header_bytes, "largest accepted request line plus headers", range(256, 1 << 20))
+      .field(
+          "admin.max_body_bytes",
+          [proj](auto& c) -> auto& { return std::invoke(proj, c).max_body_bytes; },
+          d.max_body_bytes, "largest accepted request body", range(0, 64 << 20))
+      .field(
+          "admin.read_timeout_ms",
+          [proj](auto& c) -> auto& { return std::invoke(proj, c).read_timeout; }, d.read_timeout,
+          "deadline to read one request (idle keep-alive included)", range(10, 3'600'000))
+      .field(
+          "admin.check_timeout_ms",
+          [proj](auto& c) -> auto& { return std::invoke(proj, c).check_timeout; }, d.check_timeout,
+          "a readiness check slower than this counts as not ready", range(1, 60'000))
+      .field(
+          "admin.max_connections",
+          [proj](auto& c) -> auto& { return std::invoke(proj, c).max_connections; },
+          d.max_connections, "concurrent admin connections; extra ones are closed",
+          range(1, 10'000));
 }
 
 struct HttpRequest {

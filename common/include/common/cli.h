@@ -71,12 +71,14 @@ std::optional<T> CommandLine::parse(int argc, const char* const* argv,
                                     const ConfigSchema<T>& schema, std::ostream& out,
                                     std::ostream& err) {
   switch (parse_flags(argc, argv, out, err)) {
-    case Next::kExit: return std::nullopt;
+    case Next::kExit:
+      return std::nullopt;
     case Next::kHelpConfig:
       out << schema.describe();
       exit_code_ = 0;
       return std::nullopt;
-    case Next::kContinue: break;
+    case Next::kContinue:
+      break;
   }
   try {
     T cfg = schema.load(sources());

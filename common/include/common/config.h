@@ -56,7 +56,16 @@ class ConfigError : public std::runtime_error {
 using ConfigValue = std::variant<bool, int64_t, double, std::string, std::vector<std::string>>;
 
 /// What a key holds; decides how file, env and --set text is interpreted.
-enum class ConfigKind { kBool, kInteger, kDouble, kString, kStringList, kMilliseconds, kSeconds, kEnum };
+enum class ConfigKind {
+  kBool,
+  kInteger,
+  kDouble,
+  kString,
+  kStringList,
+  kMilliseconds,
+  kSeconds,
+  kEnum
+};
 
 /// Where the inputs of a load come from. All members are optional.
 struct ConfigSources {
@@ -256,14 +265,12 @@ ConfigSchema<T>& ConfigSchema<T>::field(std::string key, Proj proj,
     get = [proj](const T& t) { return ConfigValue{static_cast<bool>(std::invoke(proj, t))}; };
   } else if constexpr (std::is_integral_v<M>) {
     spec.kind = ConfigKind::kInteger;
-    constexpr int64_t kTypeMin = std::is_signed_v<M>
-                                     ? static_cast<int64_t>(std::numeric_limits<M>::min())
-                                     : 0;
-    constexpr int64_t kTypeMax =
-        static_cast<uint64_t>(std::numeric_limits<M>::max()) >
-                static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
-            ? std::numeric_limits<int64_t>::max()
-            : static_cast<int64_t>(std::numeric_limits<M>::max());
+    constexpr int64_t kTypeMin =
+        std::is_signed_v<M> ? static_cast<int64_t>(std::numeric_limits<M>::min()) : 0;
+    constexpr int64_t kTypeMax = static_cast<uint64_t>(std::numeric_limits<M>::max()) >
+                                         static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                                     ? std::numeric_limits<int64_t>::max()
+                                     : static_cast<int64_t>(std::numeric_limits<M>::max());
     spec.min_int = spec.min_int ? std::max(*spec.min_int, kTypeMin) : kTypeMin;
     spec.max_int = spec.max_int ? std::min(*spec.max_int, kTypeMax) : kTypeMax;
     if constexpr (!std::is_signed_v<M>) {
@@ -298,11 +305,11 @@ ConfigSchema<T>& ConfigSchema<T>::field(std::string key, Proj proj,
     };
     get = [proj](const T& t) { return ConfigValue{std::invoke(proj, t)}; };
   } else if constexpr (detail::IsDuration<M>::value) {
-    static_assert(std::is_same_v<M, std::chrono::milliseconds> ||
-                      std::is_same_v<M, std::chrono::seconds>,
-                  "duration keys are std::chrono::milliseconds or std::chrono::seconds");
+    static_assert(
+        std::is_same_v<M, std::chrono::milliseconds> || std::is_same_v<M, std::chrono::seconds>,
+        "duration keys are std::chrono::milliseconds or std::chrono::seconds");
     spec.kind = std::is_same_v<M, std::chrono::milliseconds> ? ConfigKind::kMilliseconds
-                                                            : ConfigKind::kSeconds;
+                                                             : ConfigKind::kSeconds;
     spec.default_value = static_cast<int64_t>(def.count());
     set = [proj](T& t, const ConfigValue& v) { std::invoke(proj, t) = M{std::get<int64_t>(v)}; };
     get = [proj](const T& t) {

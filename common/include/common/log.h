@@ -12,13 +12,13 @@
 ///   text: 2024-05-01T12:00:00.123Z info redis [4711] reconnecting to ...
 ///   json: {"ts":"2024-05-01T12:00:00.123Z","level":"info","logger":"redis",
 ///          "thread":4711,"msg":"reconnecting to ..."}
+#include <spdlog/logger.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <spdlog/logger.h>
 
 #include "common/config.h"
 
@@ -53,16 +53,20 @@ template <class T, class Proj>
 void add_log_fields(ConfigSchema<T>& schema, Proj proj) {
   const LogConfig d;
   schema
-      .field("log.level", [proj](auto& c) -> auto& { return std::invoke(proj, c).level; },
-             d.level, "minimum level: trace, debug, info, warn, error, critical, off",
-             one_of({"trace", "debug", "info", "warn", "error", "critical", "off"}))
-      .field("log.format", [proj](auto& c) -> auto& { return std::invoke(proj, c).format; },
-             d.format, "text or json, one line per event",
-             enum_names<LogFormat>({{"text", LogFormat::kText}, {"json", LogFormat::kJson}}))
-      .field("log.file", [proj](auto& c) -> auto& { return std::invoke(proj, c).file; }, d.file,
-             "append logs to this file; empty: standard error")
-      .field("log.components", [proj](auto& c) -> auto& { return std::invoke(proj, c).components; },
-             d.components, "per-component levels, e.g. [\"redis=debug\"]");
+      .field(
+          "log.level", [proj](auto& c) -> auto& { return std::invoke(proj, c).level; }, d.level,
+          "minimum level: trace, debug, info, warn, error, critical, off",
+          one_of({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      .field(
+          "log.format", [proj](auto& c) -> auto& { return std::invoke(proj, c).format; }, d.format,
+          "text or json, one line per event",
+          enum_names<LogFormat>({{"text", LogFormat::kText}, {"json", LogFormat::kJson}}))
+      .field(
+          "log.file", [proj](auto& c) -> auto& { return std::invoke(proj, c).file; }, d.file,
+          "append logs to this file; empty: standard error")
+      .field(
+          "log.components", [proj](auto& c) -> auto& { return std::invoke(proj, c).components; },
+          d.components, "per-component levels, e.g. [\"redis=debug\"]");
 }
 
 /// Test helper: while alive, every event of every pushgw logger is also kept

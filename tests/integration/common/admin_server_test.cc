@@ -22,9 +22,9 @@ namespace {
 
 namespace asio = boost::asio;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 using testing::http_get;
 using testing::RawClient;
-using ::testing::HasSubstr;
 
 class AdminServerTest : public ::testing::Test {
  protected:
@@ -87,7 +87,8 @@ TEST_F(AdminServerTest, HealthzAnswersOkWithKeepAlive) {
 
 TEST_F(AdminServerTest, PipelinedRequestsAreAnsweredInOrder) {
   RawClient c(port());
-  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n"));
   const auto a = c.read_response();
   const auto b = c.read_response();
   ASSERT_TRUE(a && b);
@@ -232,14 +233,18 @@ asio::awaitable<HttpResponse> failing_handler(HttpRequest) {
 }
 
 TEST_F(AdminServerTest, CustomHandlers) {
-  server_->handle("POST", "/admin/drain", [](HttpRequest req) { return drain_handler(std::move(req)); });
-  server_->handle("POST", "/admin/fail", [](HttpRequest req) { return failing_handler(std::move(req)); });
-  EXPECT_THROW(server_->handle("GET", "/metrics", [](HttpRequest req) { return drain_handler(req); }),
-               std::invalid_argument);
+  server_->handle("POST", "/admin/drain",
+                  [](HttpRequest req) { return drain_handler(std::move(req)); });
+  server_->handle("POST", "/admin/fail",
+                  [](HttpRequest req) { return failing_handler(std::move(req)); });
+  EXPECT_THROW(
+      server_->handle("GET", "/metrics", [](HttpRequest req) { return drain_handler(req); }),
+      std::invalid_argument);
 
   RawClient c(port());
-  ASSERT_TRUE(c.send(
-      "POST /admin/drain?rate=50 HTTP/1.1\r\nHost: x\r\nUser-Agent: pushctl\r\nContent-Length: 5\r\n\r\nhello"));
+  ASSERT_TRUE(
+      c.send("POST /admin/drain?rate=50 HTTP/1.1\r\nHost: x\r\nUser-Agent: "
+             "pushctl\r\nContent-Length: 5\r\n\r\nhello"));
   auto r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -268,8 +273,8 @@ TEST_F(AdminServerTest, OversizedHeaderIsRejectedAndClosed) {
   ASSERT_TRUE(other.connected());
 
   RawClient c(port());
-  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') +
-                     "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n"));
   const auto r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 431);
@@ -299,9 +304,11 @@ TEST_F(AdminServerTest, GarbageGetsBadRequestAndServerKeepsServing) {
   RawClient other(port());
   ASSERT_TRUE(other.connected());
 
+  // A TLS ClientHello start (embedded NULs) and other junk.
+  static constexpr char kBinary[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 binary\r\n\r\n";
   for (const std::string& garbage :
-       {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 binary\r\n\r\n", 24),
-        std::string("HELLO THERE\r\n\r\n"), std::string("GET / HTTP/9.9\r\n\r\n"),
+       {std::string(kBinary, sizeof(kBinary) - 1), std::string("HELLO THERE\r\n\r\n"),
+        std::string("GET / HTTP/9.9\r\n\r\n"),
         std::string("GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n"),
         std::string("GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n")}) {
     RawClient c(port());
@@ -364,7 +371,8 @@ TEST_F(AdminServerTest, StopClosesIdleConnections) {
   server_->stop();
   EXPECT_TRUE(c.closed_by_peer());
   RawClient late(port());
-  EXPECT_FALSE(late.connected() && late.send("GET /healthz HTTP/1.1\r\n\r\n") && late.read_response());
+  EXPECT_FALSE(late.connected() && late.send("GET /healthz HTTP/1.1\r\n\r\n") &&
+               late.read_response());
 }
 
 TEST_F(AdminServerTest, PortInUseIsAnErrorValue) {

@@ -8,10 +8,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <cerrno>
-
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -73,7 +72,8 @@ class RawClient {
     while (line_end != std::string::npos) {
       const size_t start = line_end + 2;
       line_end = head.find("\r\n", start);
-      const std::string line = head.substr(start, line_end == std::string::npos ? line_end : line_end - start);
+      const std::string line =
+          head.substr(start, line_end == std::string::npos ? line_end : line_end - start);
       const size_t colon = line.find(':');
       if (colon == std::string::npos) continue;
       std::string name = line.substr(0, colon);
@@ -83,7 +83,8 @@ class RawClient {
       value.erase(0, value.find_first_not_of(' '));
       r.headers[name] = value;
     }
-    const size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    const size_t length =
+        r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
     while (buf_.size() < length) {
       if (!fill()) return std::nullopt;
     }

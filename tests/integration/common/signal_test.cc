@@ -59,8 +59,7 @@ asio::awaitable<void> record_drain(std::promise<void>* drained) {
 TEST(SignalHandler, SigtermRunsShutdownAndReleasesTheLoop) {
   asio::io_context ctx;
   std::atomic<int> calls{0};
-  SignalHandler signals(ctx.get_executor(),
-                        hooks([&calls] { return record_shutdown(&calls); }));
+  SignalHandler signals(ctx.get_executor(), hooks([&calls] { return record_shutdown(&calls); }));
   EXPECT_FALSE(signals.shutting_down());
   ASSERT_EQ(std::raise(SIGTERM), 0);
   // run_for returns early only if the handler stopped waiting once shutdown finished.
@@ -75,8 +74,7 @@ TEST(SignalHandler, SigtermRunsShutdownAndReleasesTheLoop) {
 TEST(SignalHandler, SigintAlsoShutsDownAndRequestIsIdempotent) {
   asio::io_context ctx;
   std::atomic<int> calls{0};
-  SignalHandler signals(ctx.get_executor(),
-                        hooks([&calls] { return record_shutdown(&calls); }));
+  SignalHandler signals(ctx.get_executor(), hooks([&calls] { return record_shutdown(&calls); }));
   signals.request_shutdown();
   signals.request_shutdown();
   ctx.run_for(seconds(10));
@@ -85,8 +83,7 @@ TEST(SignalHandler, SigintAlsoShutsDownAndRequestIsIdempotent) {
 
   asio::io_context ctx2;
   std::atomic<int> calls2{0};
-  SignalHandler sigint(ctx2.get_executor(),
-                       hooks([&calls2] { return record_shutdown(&calls2); }));
+  SignalHandler sigint(ctx2.get_executor(), hooks([&calls2] { return record_shutdown(&calls2); }));
   ASSERT_EQ(std::raise(SIGINT), 0);
   ctx2.run_for(seconds(10));
   EXPECT_EQ(calls2, 1);
@@ -152,9 +149,8 @@ TEST(SignalHandler, Sigusr1RunsDrainWithoutShuttingDown) {
   asio::io_context ctx;
   std::promise<void> drained;
   std::atomic<int> calls{0};
-  SignalHandler signals(ctx.get_executor(),
-                        hooks([&calls] { return record_shutdown(&calls); },
-                              [&drained] { return record_drain(&drained); }));
+  SignalHandler signals(ctx.get_executor(), hooks([&calls] { return record_shutdown(&calls); },
+                                                  [&drained] { return record_drain(&drained); }));
   std::thread io([&ctx] { ctx.run_for(seconds(20)); });
   ASSERT_EQ(std::raise(SIGUSR1), 0);
   auto f = drained.get_future();

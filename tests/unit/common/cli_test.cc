@@ -64,8 +64,8 @@ TEST(CommandLine, NoArgumentsGivesDefaults) {
 TEST(CommandLine, ConfigFileAndRepeatedSet) {
   testing::ScratchDir dir;
   const auto file = dir.write("c.toml", "[admin]\nport = 8000\n[redis]\nurl = \"redis://f\"\n");
-  const CliRun r = run({"--config", file.string(), "--set", "admin.port=8001", "--set",
-                     "redis.token=abc"});
+  const CliRun r =
+      run({"--config", file.string(), "--set", "admin.port=8001", "--set", "redis.token=abc"});
   ASSERT_TRUE(r.cfg) << r.err;
   EXPECT_EQ(r.cfg->port, 8001);
   EXPECT_EQ(r.cfg->url, "redis://f");

@@ -173,12 +173,14 @@ TEST(Config, WrongTypeNamesKeyValueAndExpectation) {
                     HasSubstr("expected an integer in [1, 65535]"), HasSubstr("<text>")));
   EXPECT_THAT(load_error({.toml = "[admin]\nenabled = 1\n"}),
               AllOf(HasSubstr("admin.enabled"), HasSubstr("integer 1"), HasSubstr("boolean")));
-  EXPECT_THAT(load_error({.toml = "[bus]\nbrokers = [\"a\", 2]\n"}),
-              AllOf(HasSubstr("bus.brokers"), HasSubstr("array of strings"), HasSubstr("integer 2")));
+  EXPECT_THAT(
+      load_error({.toml = "[bus]\nbrokers = [\"a\", 2]\n"}),
+      AllOf(HasSubstr("bus.brokers"), HasSubstr("array of strings"), HasSubstr("integer 2")));
   EXPECT_THAT(load_error({.toml = "[bus]\nbrokers = \"a:1\"\n"}),
               AllOf(HasSubstr("bus.brokers"), HasSubstr("string \"a:1\"")));
-  EXPECT_THAT(load_error({.toml = "[redis]\ntimeout_ms = \"250ms\"\n"}),
-              AllOf(HasSubstr("redis.timeout_ms"), HasSubstr("milliseconds"), HasSubstr("\"250ms\"")));
+  EXPECT_THAT(
+      load_error({.toml = "[redis]\ntimeout_ms = \"250ms\"\n"}),
+      AllOf(HasSubstr("redis.timeout_ms"), HasSubstr("milliseconds"), HasSubstr("\"250ms\"")));
   EXPECT_THAT(load_error({.toml = "[redis.url]\nx = 1\n"}),
               AllOf(HasSubstr("redis.url"), HasSubstr("a table")));
 }
@@ -203,8 +205,9 @@ TEST(Config, OutOfRangeNamesKeyValueAndRange) {
 }
 
 TEST(Config, ChoicesAreEnforced) {
-  EXPECT_THAT(load_error({.toml = "[node]\nmode = \"turbo\"\n"}),
-              AllOf(HasSubstr("node.mode"), HasSubstr("\"turbo\""), HasSubstr("one of: fast, safe")));
+  EXPECT_THAT(
+      load_error({.toml = "[node]\nmode = \"turbo\"\n"}),
+      AllOf(HasSubstr("node.mode"), HasSubstr("\"turbo\""), HasSubstr("one of: fast, safe")));
   EXPECT_THAT(load_error({.toml = "[node]\nlevel = \"mid\"\n"}),
               AllOf(HasSubstr("node.level"), HasSubstr("one of: low, high")));
   EXPECT_THAT(load_error({.toml = "[log]\nlevel = \"loud\"\n"}), HasSubstr("log.level"));
@@ -317,10 +320,10 @@ TEST(Config, PrecedenceIsDefaultFileEnvSet) {
   const std::map<std::string, std::string> env = {{"PUSHGW_ADMIN__PORT", "2000"},
                                                   {"PUSHGW_REDIS__URL", "redis://env"}};
   const Cfg c = load({.toml = toml, .env = env, .sets = {"redis.url=redis://set"}});
-  EXPECT_EQ(c.lease, seconds{30});          // default only
-  EXPECT_EQ(c.top, 10);                     // file beats default
-  EXPECT_EQ(c.admin_port, 2000);            // env beats file
-  EXPECT_EQ(c.redis_url, "redis://set");    // --set beats env
+  EXPECT_EQ(c.lease, seconds{30});        // default only
+  EXPECT_EQ(c.top, 10);                   // file beats default
+  EXPECT_EQ(c.admin_port, 2000);          // env beats file
+  EXPECT_EQ(c.redis_url, "redis://set");  // --set beats env
 }
 
 TEST(Config, RequiredKeyMustBeSet) {
@@ -411,7 +414,9 @@ TEST(Config, BadDeclarationsAreRejected) {
                std::invalid_argument);
   EXPECT_THROW(attempt([](auto& s) { s.field("x", &D::a, 1, "").field("x.b", &D::b, 1, ""); }),
                std::invalid_argument);
-  EXPECT_THROW(attempt([](auto& s) { s.field("x.s", &D::s, "c", "", one_of({"a", "b"})); }),
+  EXPECT_THROW(attempt([](auto& s) {
+                 s.field("x.s", &D::s, "c", "", one_of({"a", "b"}));
+               }),
                std::invalid_argument);
   EXPECT_NO_THROW(attempt([](auto& s) {
     s.field("x.a", &D::a, 1, "").field("x.timeout_ms", &D::t, milliseconds{1}, "");
@@ -426,7 +431,8 @@ TEST(Config, NestedStructsThroughAccessors) {
     Inner inner;
   };
   ConfigSchema<Outer> s;
-  s.field("inner.depth", [](auto& o) -> auto& { return o.inner.depth; }, 3, "depth");
+  s.field(
+      "inner.depth", [](auto& o) -> auto& { return o.inner.depth; }, 3, "depth");
   ConfigSources src;
   src.use_env = false;
   src.toml_text = "inner.depth = 4\n";

@@ -54,7 +54,8 @@ TEST_F(Logging, JsonReplacesInvalidUtf8) {
   logger("unit")->warn("bad \xff\xfe bytes \xc3");
   const auto lines = capture.lines();
   ASSERT_THAT(lines, SizeIs(1));
-  EXPECT_EQ(parse_line(lines[0]).at("msg").as_string(), "bad \xef\xbf\xbd\xef\xbf\xbd bytes \xef\xbf\xbd");
+  EXPECT_EQ(parse_line(lines[0]).at("msg").as_string(),
+            "bad \xef\xbf\xbd\xef\xbf\xbd bytes \xef\xbf\xbd");
 }
 
 TEST_F(Logging, TextIsOneLinePerEvent) {
@@ -63,7 +64,9 @@ TEST_F(Logging, TextIsOneLinePerEvent) {
   const auto lines = capture.lines();
   ASSERT_THAT(lines, SizeIs(1));
   EXPECT_TRUE(std::regex_match(
-      lines[0], std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warn redis \[\d+\] line one\\nline two)")))
+      lines[0],
+      std::regex(
+          R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warn redis \[\d+\] line one\\nline two)")))
       << lines[0];
 }
 
