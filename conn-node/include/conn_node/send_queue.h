@@ -8,11 +8,16 @@
 /// Frames are stored already encoded (prefix included for tcp/tls), as shared
 /// immutable buffers so a topic/broadcast frame is encoded once per node and
 /// shared by every link. Not thread-safe: owned by the link's strand.
+///
+/// Memory: an empty queue holds no heap memory (each lane is a small ring that
+/// allocates on first use and gives its storage back once it drains), so an
+/// idle link pays only sizeof(SendQueue).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace pushgw::conn_node {
 
@@ -20,18 +25,84 @@ using SharedFrame = std::shared_ptr<const std::string>;
 
 enum class Lane : uint8_t { kNormal = 0, kMarketing = 1 };
 
+namespace detail {
+
+/// A growable FIFO ring of frames that owns no storage while empty.
+class FrameRing {
+ public:
+  bool empty() const noexcept { return size_ == 0; }
+  uint32_t size() const noexcept { return size_; }
+  const SharedFrame& front() const noexcept { return buf_[head_]; }
+
+  void push_back(SharedFrame f) {
+    if (size_ == cap_) grow();
+    buf_[(head_ + size_) & (cap_ - 1)] = std::move(f);
+    ++size_;
+  }
+  SharedFrame pop_front() noexcept {
+    SharedFrame f = std::move(buf_[head_]);
+    head_ = (head_ + 1) & (cap_ - 1);
+    if (--size_ == 0) release();
+    return f;
+  }
+  void clear() noexcept {
+    while (size_ > 0) pop_front();
+  }
+
+ private:
+  void grow() {
+    const uint32_t cap = cap_ == 0 ? 4 : cap_ * 2;
+    std::unique_ptr<SharedFrame[]> b(new SharedFrame[cap]);
+    for (uint32_t i = 0; i < size_; ++i) b[i] = std::move(buf_[(head_ + i) & (cap_ - 1)]);
+    buf_ = std::move(b);
+    cap_ = cap;
+    head_ = 0;
+  }
+  void release() noexcept {
+    buf_.reset();
+    cap_ = 0;
+    head_ = 0;
+  }
+
+  std::unique_ptr<SharedFrame[]> buf_;
+  uint32_t cap_ = 0;  // a power of two, or 0
+  uint32_t head_ = 0;
+  uint32_t size_ = 0;
+};
+
+}  // namespace detail
+
 class SendQueue {
  public:
-  SendQueue(size_t max_bytes, size_t max_frames) : max_bytes_(max_bytes), max_frames_(max_frames) {}
+  SendQueue(size_t max_bytes, size_t max_frames)
+      : max_bytes_(static_cast<uint32_t>(std::min<size_t>(max_bytes, UINT32_MAX))),
+        max_frames_(static_cast<uint32_t>(std::min<size_t>(max_frames, UINT32_MAX))) {}
 
   /// Appends a frame; false when the bound would be exceeded (nothing queued).
   bool push(Lane lane, SharedFrame frame) {
     const size_t n = frame->size();
-    if (frames_ + 1 > max_frames_ || bytes_ + n > max_bytes_) return false;
+    if (!has_room(n)) return false;
     lane_of(lane).push_back(std::move(frame));
     bytes_ += n;
     ++frames_;
     return true;
+  }
+
+  /// Appends a frame ignoring the bounds (the final Error frame of a link).
+  void push_unbounded(Lane lane, SharedFrame frame) {
+    bytes_ += frame->size();
+    ++frames_;
+    lane_of(lane).push_back(std::move(frame));
+  }
+
+  /// Whether a frame of `n` bytes fits within the bounds now.
+  bool has_room(size_t n) const noexcept {
+    return frames_ + 1 <= max_frames_ && bytes_ + n <= max_bytes_;
+  }
+  /// The next frame of `lane` without taking it; nullptr when the lane is empty.
+  const SharedFrame* peek(Lane lane) const noexcept {
+    const auto& q = lane == Lane::kNormal ? normal_ : marketing_;
+    return q.empty() ? nullptr : &q.front();
   }
 
   bool empty() const noexcept { return frames_ == 0; }
@@ -51,8 +122,7 @@ class SendQueue {
       while (!q->empty() && taken < max_frames &&
              (taken == 0 || taken_bytes + q->front()->size() <= max_bytes)) {
         taken_bytes += q->front()->size();
-        out.push_back(std::move(q->front()));
-        q->pop_front();
+        out.push_back(q->pop_front());
         ++taken;
       }
     }
@@ -65,8 +135,7 @@ class SendQueue {
   SharedFrame take_one(Lane lane) {
     auto& q = lane_of(lane);
     if (q.empty()) return nullptr;
-    SharedFrame f = std::move(q.front());
-    q.pop_front();
+    SharedFrame f = q.pop_front();
     bytes_ -= f->size();
     --frames_;
     return f;
@@ -80,14 +149,14 @@ class SendQueue {
   }
 
  private:
-  std::deque<SharedFrame>& lane_of(Lane l) { return l == Lane::kNormal ? normal_ : marketing_; }
+  detail::FrameRing& lane_of(Lane l) { return l == Lane::kNormal ? normal_ : marketing_; }
 
-  size_t max_bytes_;
-  size_t max_frames_;
+  uint32_t max_bytes_;
+  uint32_t max_frames_;
   size_t bytes_ = 0;
-  size_t frames_ = 0;
-  std::deque<SharedFrame> normal_;
-  std::deque<SharedFrame> marketing_;
+  uint32_t frames_ = 0;
+  detail::FrameRing normal_;
+  detail::FrameRing marketing_;
 };
 
 }  // namespace pushgw::conn_node
