@@ -1,4 +1,5 @@
 // conn-node: flags -> config -> Node, admin server, signals.
+#include <boost/asio/executor_work_guard.hpp>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   auto log = pushgw::common::logger("conn");
 
   pushgw::common::IoRunner control(1);
+  auto work = asio::make_work_guard(control.context());  // run until stopped
   control.start();
   auto metrics = std::make_shared<pushgw::common::Metrics>("conn-node");
   pushgw::conn_node::NodeOptions options;

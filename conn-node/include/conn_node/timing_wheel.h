@@ -94,10 +94,14 @@ class TimingWheel {
   void advance(uint64_t now_ms, F&& on_due) {
     const uint64_t target = now_ms / tick_ms_;
     if (target <= current_) return;
-    const uint64_t steps = std::min<uint64_t>(target - current_, slots_);
+    // After a long stall, one revolution visits every slot once.
+    if (target - current_ > slots_) current_ = target - slots_;
     WheelHook local;
-    for (uint64_t i = 1; i <= steps; ++i) {
-      WheelHook& head = heads_[(current_ + i) & (slots_ - 1)];
+    while (current_ < target) {
+      // current_ advances before callbacks run, so a hook they schedule
+      // "now" lands in the next tick, never in the slot being emptied.
+      ++current_;
+      WheelHook& head = heads_[current_ & (slots_ - 1)];
       if (head.next_ == &head) continue;
       // Move the slot's list to `local` so callbacks may relink freely.
       local.make_sentinel();
@@ -118,7 +122,6 @@ class TimingWheel {
       }
       local.prev_ = local.next_ = nullptr;
     }
-    current_ = target;
   }
 
  private:
