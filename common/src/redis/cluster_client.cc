@@ -224,7 +224,9 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
 
   struct Group {
     Target target;
-    std::vector<std::size_t> index;
+    std::vector<std::size_t> index;  // input positions sent to this node
+    std::vector<std::size_t> reply;  // where each one's reply is in the batch
+    std::vector<Command> loads;      // SCRIPT LOADs sent first (after NOSCRIPT)
     std::vector<const Command*> cmds;
     BatchPtr batch;
   };
@@ -246,6 +248,7 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
     }
     std::vector<Target> target(n);
     std::vector<int> attempts(n, 0);
+    std::vector<char> load(n, 0);  // 1: load its script on the target first
     std::vector<std::size_t> pending(n);
     for (std::size_t i = 0; i < n; ++i) {
       pending[i] = i;
@@ -267,12 +270,27 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
           return x.target.conn == t.conn && x.target.asking == t.asking;
         });
         if (g == groups.end()) {
-          groups.push_back(Group{t, {}, {}, nullptr});
+          groups.push_back(Group{t, {}, {}, {}, {}, nullptr});
           g = std::prev(groups.end());
         }
         g->index.push_back(i);
-        if (t.asking) g->cmds.push_back(&asking_command());
-        g->cmds.push_back(&cmds[i]);
+        if (load[i]) {
+          auto cmd = cmds[i].script()->load_command();
+          bool have = false;
+          for (const auto& l : g->loads) have = have || l[2] == cmd[2];
+          if (!have) {
+            self->metrics->noscript();
+            g->loads.push_back(std::move(cmd));
+          }
+        }
+      }
+      for (auto& g : groups) {
+        for (const auto& l : g.loads) g.cmds.push_back(&l);
+        for (auto i : g.index) {
+          if (g.target.asking) g.cmds.push_back(&asking_command());
+          g.reply.push_back(g.cmds.size());
+          g.cmds.push_back(&cmds[i]);
+        }
       }
       // Every node's part goes out before the first wait: one round trip in parallel.
       for (auto& g : groups) g.batch = g.target.conn->submit(g.cmds.data(), g.cmds.size());
@@ -283,7 +301,8 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
         const Endpoint& from = g.target.conn->endpoint();
         for (std::size_t j = 0; j < g.index.size(); ++j) {
           const auto i = g.index[j];
-          auto& r = res[g.target.asking ? 2 * j + 1 : j];
+          auto& r = res[g.reply[j]];
+          load[i] = 0;
           if (!r) {
             if (r.error() == errc::unavailable) need_refresh = true;
             results[i] = std::move(r);
@@ -326,8 +345,7 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
           } else if (again) {
             try_again = true;
           } else {
-            self->metrics->noscript();
-            cmds[i] = cmds[i].as_eval();
+            load[i] = 1;
           }
           next.push_back(i);
         }

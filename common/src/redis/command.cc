@@ -50,6 +50,12 @@ Script::Script(std::string source) {
   data_ = std::make_shared<const Data>(Data{std::move(source), std::move(sha)});
 }
 
+Command Script::load_command() const {
+  Command c;
+  c.arg("SCRIPT").arg("LOAD").arg(source());
+  return c;
+}
+
 Command::Command(std::initializer_list<std::string_view> args) {
   std::size_t total = 0;
   for (auto a : args) total += a.size();
@@ -102,17 +108,6 @@ std::optional<std::string_view> Command::key() const {
     if (iequals(name, k)) return std::nullopt;
   }
   return (*this)[1];
-}
-
-Command Command::as_eval() const {
-  if (!script_ || ends_.size() < 2) return *this;
-  Command c;
-  c.buf_.reserve(buf_.size() + script_->source().size());
-  c.ends_.reserve(ends_.size());
-  c.arg("EVAL").arg(script_->source());
-  for (std::size_t i = 2; i < ends_.size(); ++i) c.arg((*this)[i]);
-  c.script_ = script_;
-  return c;
 }
 
 std::string Command::to_string() const {

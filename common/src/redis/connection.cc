@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 using boost::system::error_code;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kFeedSlice = 2048;
 
 namespace {
 
@@ -89,6 +90,7 @@ BatchPtr ConnectionImpl::submit(const Command* const* cmds, std::size_t n) {
   }
   inflight_.push_back(b);
   pending_cmds_ += n;
+  metrics_->request();
   b->timer.expires_after(options_.request_timeout);
   if (state_ == State::connected) wake_writer();
   return b;
@@ -264,21 +266,25 @@ asio::awaitable<void> ConnectionImpl::read_loop(std::shared_ptr<ConnectionImpl> 
       }
       co_return;
     }
-    if (!self->parser_.feed(buf.data(), n)) co_return;
-    for (;;) {
-      auto next = self->parser_.next();
-      if (!next) {
-        spdlog::error("redis {}: protocol error: {}", self->endpoint_.to_string(),
-                      self->parser_.last_error());
-        co_return;
+    // hiredis compacts its buffer (memmove of everything unread) each time
+    // 1 KiB has been consumed; feeding small slices keeps that cheap.
+    for (std::size_t off = 0; off < n; off += kFeedSlice) {
+      if (!self->parser_.feed(buf.data() + off, std::min(kFeedSlice, n - off))) co_return;
+      for (;;) {
+        auto next = self->parser_.next();
+        if (!next) {
+          spdlog::error("redis {}: protocol error: {}", self->endpoint_.to_string(),
+                        self->parser_.last_error());
+          co_return;
+        }
+        if (!*next) break;
+        if (self->inflight_.empty()) {
+          spdlog::error("redis {}: reply without a request: {}", self->endpoint_.to_string(),
+                        (*next)->to_string());
+          co_return;
+        }
+        self->on_reply(std::move(**next));
       }
-      if (!*next) break;
-      if (self->inflight_.empty()) {
-        spdlog::error("redis {}: reply without a request: {}", self->endpoint_.to_string(),
-                      (*next)->to_string());
-        co_return;
-      }
-      self->on_reply(std::move(**next));
     }
   }
 }

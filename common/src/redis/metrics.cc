@@ -46,6 +46,8 @@ void Metrics::commands(std::uint64_t n) {
   if (p_commands_) p_commands_->Increment(static_cast<double>(n));
 }
 
+void Metrics::request() { requests_.fetch_add(1, std::memory_order_relaxed); }
+
 void Metrics::transport_error(std::uint64_t n) {
   if (p_transport_errors_ && n) p_transport_errors_->Increment(static_cast<double>(n));
 }
@@ -84,6 +86,7 @@ void Metrics::latency(std::chrono::steady_clock::duration d) {
 ClientStats Metrics::stats() const {
   ClientStats s;
   s.commands = commands_.load(std::memory_order_relaxed);
+  s.requests = requests_.load(std::memory_order_relaxed);
   s.moved = moved_.load(std::memory_order_relaxed);
   s.ask = ask_.load(std::memory_order_relaxed);
   s.noscript = noscript_.load(std::memory_order_relaxed);

@@ -21,6 +21,7 @@ class Metrics {
   Metrics(prometheus::Registry* registry, const std::string& client);
 
   void commands(std::uint64_t n);
+  void request();
   void transport_error(std::uint64_t n);
   void timeout(std::uint64_t n);
   void error_reply();
@@ -35,6 +36,7 @@ class Metrics {
 
  private:
   std::atomic<std::uint64_t> commands_{0};
+  std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> moved_{0};
   std::atomic<std::uint64_t> ask_{0};
   std::atomic<std::uint64_t> noscript_{0};

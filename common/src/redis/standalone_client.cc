@@ -1,4 +1,5 @@
 #include <boost/asio/dispatch.hpp>
+#include <algorithm>
 
 #include "clients.h"
 #include "connection_impl.h"
@@ -59,22 +60,28 @@ class StandaloneClient final : public Client {
     for (const auto& c : cmds) ptrs.push_back(&c);
     auto results = co_await ConnectionImpl::wait(conn->submit(ptrs.data(), ptrs.size()));
 
-    // Scripts unknown to the server: resend those commands as EVAL.
+    // Scripts unknown to the server (flushed, restarted): load each once,
+    // then resend the affected commands, in one round trip.
     std::vector<std::size_t> retry;
+    std::vector<Command> loads;
+    std::vector<Script> scripts;
     for (std::size_t i = 0; i < results.size(); ++i) {
-      if (results[i] && results[i]->error_is("NOSCRIPT") && cmds[i].script()) retry.push_back(i);
+      if (!results[i] || !results[i]->error_is("NOSCRIPT") || !cmds[i].script()) continue;
+      retry.push_back(i);
+      if (std::find(scripts.begin(), scripts.end(), *cmds[i].script()) == scripts.end()) {
+        scripts.push_back(*cmds[i].script());
+        loads.push_back(scripts.back().load_command());
+        metrics->noscript();
+      }
     }
     if (retry.empty()) co_return results;
-    std::vector<Command> evals;
-    evals.reserve(retry.size());
     ptrs.clear();
-    for (auto i : retry) {
-      metrics->noscript();
-      evals.push_back(cmds[i].as_eval());
-    }
-    for (const auto& c : evals) ptrs.push_back(&c);
+    for (const auto& c : loads) ptrs.push_back(&c);
+    for (auto i : retry) ptrs.push_back(&cmds[i]);
     auto again = co_await ConnectionImpl::wait(conn->submit(ptrs.data(), ptrs.size()));
-    for (std::size_t j = 0; j < retry.size(); ++j) results[retry[j]] = std::move(again[j]);
+    for (std::size_t j = 0; j < retry.size(); ++j) {
+      results[retry[j]] = std::move(again[loads.size() + j]);
+    }
     co_return results;
   }
 

@@ -162,7 +162,7 @@ asio::awaitable<void> scripts(Client* c, testsupport::RedisServer* server) {
   CO_ASSERT_TRUE(first);
   EXPECT_EQ(first->integer(), 5) << first->to_string();
   EXPECT_EQ(c->stats().noscript, 1u);
-  auto second = co_await c->exec(cmd);  // cached by the EVAL fallback
+  auto second = co_await c->exec(cmd);  // loaded by the fallback
   CO_ASSERT_TRUE(second);
   EXPECT_EQ(second->integer(), 10);
   EXPECT_EQ(c->stats().noscript, 1u);
@@ -175,7 +175,7 @@ asio::awaitable<void> scripts(Client* c, testsupport::RedisServer* server) {
   }
 }
 
-TEST_F(ClientTest, EvalshaFallsBackToEvalOnNoscript) {
+TEST_F(ClientTest, EvalshaLoadsTheScriptOnNoscript) {
   client_ = make(io_, server_.url());
   run_co(io_, scripts(client_.get(), &server_));
 }

@@ -54,7 +54,7 @@ TEST(CommandTest, RoutingKey) {
   EXPECT_FALSE(Command({"GET"}).key());
 }
 
-TEST(CommandTest, EvalshaAndFallbackToEval) {
+TEST(CommandTest, EvalshaAndScriptLoad) {
   Script s("return 1");
   EXPECT_EQ(s.sha1(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
   auto c = Command::evalsha(s, 1);
@@ -62,11 +62,10 @@ TEST(CommandTest, EvalshaAndFallbackToEval) {
   EXPECT_EQ(c.to_string(), "EVALSHA e0e1f9fabfc9d4800c877a703b823ac0578ff8db 1 key arg");
   EXPECT_EQ(c.key(), "key");
   ASSERT_TRUE(c.script());
-  auto e = c.as_eval();
-  EXPECT_EQ(e.to_string(), "EVAL return 1 1 key arg");
-  EXPECT_EQ(e.key(), "key");
-  Command plain{"GET", "x"};
-  EXPECT_EQ(plain.as_eval().to_string(), "GET x");
+  EXPECT_EQ(*c.script(), s);
+  EXPECT_EQ(s.load_command().to_string(), "SCRIPT LOAD return 1");
+  EXPECT_FALSE(s.load_command().key());
+  EXPECT_FALSE(Command({"GET", "x"}).script());
 }
 
 TEST(Config, ParseEndpoint) {

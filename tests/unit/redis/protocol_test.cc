@@ -1,8 +1,11 @@
 #include "common/redis/protocol.h"
 
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
 
+#include <random>
 #include <string>
+#include <vector>
 
 namespace pushgw::redis {
 namespace {
@@ -35,6 +38,35 @@ TEST(Encode, AppendsToExistingBuffer) {
   std::string out = "x";
   ASSERT_TRUE(append_command(out, Command{"PING"}));
   EXPECT_EQ(out, "x*1\r\n$4\r\nPING\r\n");
+}
+
+std::string hiredis_encoding(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* out = nullptr;
+  int n = redisFormatCommandArgv(&out, static_cast<int>(args.size()), argv.data(), lens.data());
+  std::string s(out, static_cast<std::size_t>(n));
+  redisFreeCommand(out);
+  return s;
+}
+
+TEST(Encode, ByteIdenticalToHiredisFormatter) {
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> argc_dist(1, 40), len_dist(0, 300), byte(0, 255);
+  for (int round = 0; round < 500; ++round) {
+    std::vector<std::string> args(static_cast<std::size_t>(argc_dist(rng)));
+    Command c;
+    for (auto& a : args) {
+      a.resize(static_cast<std::size_t>(round % 50 == 0 ? len_dist(rng) * 100 : len_dist(rng)));
+      for (auto& ch : a) ch = static_cast<char>(byte(rng));
+      c.arg(a);
+    }
+    ASSERT_EQ(encode(c), hiredis_encoding(args)) << "round " << round;
+  }
 }
 
 TEST(Encode, EmptyCommandIsRejected) {

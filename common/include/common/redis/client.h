@@ -11,8 +11,9 @@
 /// errc::redirect_limit. A pipeline is split per node, each part is sent on
 /// its node's connection at once, and the results come back in input order.
 ///
-/// Scripts: Command::evalsha() commands that meet NOSCRIPT on a node are
-/// resent there as EVAL (which also caches the script on that node).
+/// Scripts: when Command::evalsha() commands meet NOSCRIPT on a node, the
+/// client sends SCRIPT LOAD (once per script) and the commands again to that
+/// node, in one round trip; script caches are thus per node and self-healing.
 ///
 /// Thread model: all of a client's state lives on one strand (executor()).
 /// Member functions may be called from any coroutine; a coroutine already on
@@ -40,9 +41,12 @@ namespace pushgw::redis {
 /// Counters for tests and logs. Thread-safe snapshot.
 struct ClientStats {
   std::uint64_t commands = 0;
+  /// Requests written to node connections: one per exec(), one per node a
+  /// pipeline touched, plus one per redirect/NOSCRIPT retry.
+  std::uint64_t requests = 0;
   std::uint64_t moved = 0;
   std::uint64_t ask = 0;
-  std::uint64_t noscript = 0;
+  std::uint64_t noscript = 0;  ///< SCRIPT LOADs sent after a NOSCRIPT answer
   std::uint64_t slot_refreshes = 0;
   std::uint64_t reconnects = 0;
 };

@@ -15,13 +15,19 @@
 
 namespace pushgw::redis {
 
+class Command;
+
 /// A Lua script. Cheap to copy (shared immutable data). Thread-safe.
+/// Two Scripts are equal when their SHA1s are.
 class Script {
  public:
   explicit Script(std::string source);
   const std::string& source() const { return data_->source; }
   /// Lower-case hex SHA1 of the source, as Redis computes it.
   const std::string& sha1() const { return data_->sha1; }
+  /// `SCRIPT LOAD <source>`.
+  Command load_command() const;
+  bool operator==(const Script& o) const { return sha1() == o.sha1(); }
 
  private:
   struct Data {
@@ -38,7 +44,8 @@ class Command {
   Command(std::initializer_list<std::string_view> args);
 
   /// `EVALSHA <sha> <num_keys>`; append the keys, then the arguments, with arg().
-  /// The client replaces it by `EVAL <source> ...` if the node answers NOSCRIPT.
+  /// If a node answers NOSCRIPT the client sends `SCRIPT LOAD <source>` there
+  /// and retries (see client.h).
   static Command evalsha(const Script& script, std::size_t num_keys);
 
   Command& arg(std::string_view a);
@@ -54,6 +61,9 @@ class Command {
   }
   Command& arg(const char* a) { return arg(std::string_view(a)); }
   Command& arg(const std::string& a) { return arg(std::string_view(a)); }
+  /// Decimal integer arguments.
+  Command& arg_int(std::int64_t v);
+  Command& arg_uint(std::uint64_t v);
 
   std::size_t size() const { return ends_.size(); }
   bool empty() const { return ends_.empty(); }
@@ -68,16 +78,11 @@ class Command {
 
   /// The script of an evalsha() command.
   const std::optional<Script>& script() const { return script_; }
-  /// For an evalsha() command: the same command as `EVAL <source> ...`.
-  Command as_eval() const;
 
   /// `SET k v` style rendering for logs (long arguments are shortened).
   std::string to_string() const;
 
  private:
-  Command& arg_int(std::int64_t v);
-  Command& arg_uint(std::uint64_t v);
-
   std::string buf_;
   std::vector<std::uint32_t> ends_;
   std::optional<Script> script_;

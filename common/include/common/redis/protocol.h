@@ -1,6 +1,8 @@
 #pragma once
-/// RESP encoding and decoding. hiredis does the protocol work
-/// (redisFormatCommandArgv, redisReader); nothing of it leaks through here.
+/// RESP encoding and decoding. Replies are parsed by hiredis' redisReader;
+/// requests are encoded here (byte-identical to redisFormatCommandArgv, which
+/// the unit tests check, but several times cheaper). No hiredis type leaks
+/// through this header.
 #include <cstddef>
 #include <memory>
 #include <optional>
