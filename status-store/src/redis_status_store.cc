@@ -134,6 +134,16 @@ result<void> first_failure(std::vector<result<Reply>>& rs, std::string_view what
   return {};
 }
 
+result<void> validate_counter_update(const CounterUpdate& u) {
+  if (auto v = validate_id(u.message_id); !v) return v;
+  if (auto v = valid_lease(u.ttl); !v) return v;
+  if (u.deltas.empty()) return errc::invalid_argument;
+  for (const auto& d : u.deltas) {
+    if (auto v = validate_id(d.first); !v) return v;
+  }
+  return {};
+}
+
 }  // namespace
 
 RedisStatusStore::RedisStatusStore(std::shared_ptr<redis::Client> client,
@@ -522,6 +532,30 @@ asio::awaitable<result<std::map<std::string, std::int64_t>>> RedisStatusStore::i
     out[deltas[i].first] = r->elements()[i].integer();
   }
   co_return out;
+}
+
+asio::awaitable<result<void>> RedisStatusStore::incr_counters_batch(
+    std::vector<CounterUpdate> updates) {
+  for (const auto& u : updates) {
+    if (auto v = validate_counter_update(u); !v) co_return v.error();
+  }
+  if (updates.empty()) co_return result<void>{};
+  // Plain HINCRBY/PEXPIRE rather than the incr_counters script: cheaper per
+  // message, and per-message atomicity is not needed for adding deltas.
+  std::vector<Command> cmds;
+  for (const auto& u : updates) {
+    const auto key = keys_.counters(u.message_id);
+    for (const auto& [field, delta] : u.deltas) {
+      Command c{"HINCRBY", key, field};
+      c.arg_int(delta);
+      cmds.push_back(std::move(c));
+    }
+    Command e{"PEXPIRE", key};
+    e.arg_int(u.ttl.count());
+    cmds.push_back(std::move(e));
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  co_return first_failure(rs, "incr_counters_batch");
 }
 
 asio::awaitable<result<std::map<std::string, std::int64_t>>> RedisStatusStore::get_counters(

@@ -100,6 +100,13 @@ struct DeviceRef {
   std::string device_id;
 };
 
+/// One message's counter deltas, for incr_counters_batch().
+struct CounterUpdate {
+  std::string message_id;
+  std::vector<std::pair<std::string, std::int64_t>> deltas;
+  std::chrono::milliseconds ttl{0};
+};
+
 class StatusStore {
  public:
   virtual ~StatusStore() = default;
@@ -169,6 +176,16 @@ class StatusStore {
   virtual boost::asio::awaitable<result<std::map<std::string, std::int64_t>>> incr_counters(
       std::string message_id, std::vector<std::pair<std::string, std::int64_t>> deltas,
       std::chrono::milliseconds ttl) = 0;
+  /// incr_counters() for many messages at once, without reading the new
+  /// values back. The Redis store sends one pipeline (one round trip per store
+  /// node); updates are applied in order, each field and the key's time to
+  /// live like incr_counters(). errc::invalid_argument for a bad id or
+  /// field, no deltas or ttl <= 0 (the Redis store checks every update
+  /// first and then sends nothing). On a store error some updates may have
+  /// been applied.
+  /// The default implementation calls incr_counters() once per update.
+  virtual boost::asio::awaitable<result<void>> incr_counters_batch(
+      std::vector<CounterUpdate> updates);
   /// The message's counters (empty map if none or expired).
   virtual boost::asio::awaitable<result<std::map<std::string, std::int64_t>>> get_counters(
       std::string message_id) = 0;

@@ -1,0 +1,16 @@
+// The default StatusStore::incr_counters_batch(), for stores (and test
+// doubles) without a batched implementation.
+#include "status_store/status_store.h"
+
+namespace pushgw::status_store {
+
+boost::asio::awaitable<result<void>> StatusStore::incr_counters_batch(
+    std::vector<CounterUpdate> updates) {
+  for (auto& u : updates) {
+    auto r = co_await incr_counters(std::move(u.message_id), std::move(u.deltas), u.ttl);
+    if (!r) co_return r.error();
+  }
+  co_return result<void>{};
+}
+
+}  // namespace pushgw::status_store
