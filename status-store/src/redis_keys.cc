@@ -1,5 +1,6 @@
 #include "status_store/redis_keys.h"
 
+#include <cstdint>
 #include <stdexcept>
 
 namespace pushgw::status_store {
@@ -105,6 +106,23 @@ std::string RedisKeys::counters(std::string_view message_id) const {
 }
 std::string RedisKeys::idempotency(std::string_view app, std::string_view key) const {
   return tagged('i', 0, app, key);
+}
+std::string RedisKeys::owner(std::string_view app, std::string_view device) const {
+  return tagged('o', 0, app, device);
+}
+std::string RedisKeys::user_known(std::string_view app, std::string_view user) const {
+  return tagged('u', 'k', app, user);
+}
+std::string RedisKeys::app_online(std::string_view app, unsigned shard) const {
+  return tagged('a', 'o', app, std::to_string(shard));
+}
+unsigned RedisKeys::online_shard(std::string_view device) {
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : device) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h % kOnlineShards;
 }
 
 }  // namespace pushgw::status_store

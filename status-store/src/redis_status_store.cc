@@ -60,8 +60,10 @@ result<void> valid_registration(const DeviceRegistration& reg) {
   if (auto r = validate_id(reg.device_id); !r) return r;
   if (auto r = validate_node_id(reg.node_id); !r) return r;
   if (auto r = validate_user_id(reg.user_id); !r) return r;
-  if (reg.session_id.size() > kMaxIdLength || reg.platform.size() > kMaxIdLength) {
-    return errc::invalid_argument;
+  // Session and platform may be empty, but like every field of the device
+  // record they must not contain control bytes (the record is '\n'-separated).
+  for (const auto* f : {&reg.session_id, &reg.platform}) {
+    if (!f->empty() && !validate_id(*f)) return errc::invalid_argument;
   }
   return {};
 }
@@ -102,25 +104,41 @@ std::optional<NodeInfo> decode_node(std::string id, std::string_view payload,
   return n;
 }
 
+template <class T>
+bool parse_uint(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+// A device record (GET of the device key): nil -> offline. The value is
+// "1\nepoch\nnode\nsession\nplatform\nuid\nsince\nseen" (see scripts.cc);
+// one string keeps a lookup a single GET, about 4x cheaper for Redis than
+// HMGET of seven hash fields.
 std::optional<DeviceStatus> decode_status(const Reply& r) {
-  // HMGET node epoch session platform uid since seen
-  if (!r.is_array() || r.elements().size() != 7) return std::nullopt;
-  const auto& e = r.elements();
-  if (e[0].is_nil() || e[1].is_nil()) return std::nullopt;
+  if (!r.is_string()) return std::nullopt;
+  std::string_view v(r.str());
+  std::string_view f[8];
+  std::size_t n = 0;
+  while (n < 8) {
+    auto nl = v.find('\n');
+    f[n++] = v.substr(0, nl);
+    if (nl == std::string_view::npos) break;
+    v.remove_prefix(nl + 1);
+  }
+  if (n != 8 || f[0] != "1") return std::nullopt;
   DeviceStatus s;
-  s.node_id = str_or_empty(e[0]);
-  s.epoch = u64_or_zero(e[1]);
-  s.session_id = str_or_empty(e[2]);
-  s.platform = str_or_empty(e[3]);
-  s.user_id = str_or_empty(e[4]);
-  s.connected_at_ms = u64_or_zero(e[5]);
-  s.last_seen_ms = u64_or_zero(e[6]);
+  if (!parse_uint(f[1], s.epoch)) return std::nullopt;
+  s.node_id = f[2];
+  s.session_id = f[3];
+  s.platform = f[4];
+  s.user_id = f[5];
+  if (!parse_uint(f[6], s.connected_at_ms) || !parse_uint(f[7], s.last_seen_ms)) {
+    return std::nullopt;
+  }
   return s;
 }
 
-Command status_query(const std::string& key) {
-  return Command{"HMGET", key, "node", "epoch", "session", "platform", "uid", "since", "seen"};
-}
+Command status_query(const std::string& key) { return Command{"GET", key}; }
 
 // The first failure of a pipeline, if any.
 result<void> first_failure(std::vector<result<Reply>>& rs, std::string_view what) {
@@ -162,6 +180,13 @@ asio::awaitable<result<void>> RedisStatusStore::ping() {
   co_return result<void>{};
 }
 
+Command RedisStatusStore::online_add(const std::string& app_id, const std::string& device_id,
+                                     std::uint64_t expires_ms) const {
+  Command c{"ZADD", keys_.app_online(app_id, RedisKeys::online_shard(device_id))};
+  c.arg(expires_ms).arg(device_id);
+  return c;
+}
+
 asio::awaitable<result<Registered>> RedisStatusStore::register_device(DeviceRegistration reg,
                                                                       Lease lease) {
   return do_register(std::move(reg), 0, lease);
@@ -180,10 +205,12 @@ asio::awaitable<result<Registered>> RedisStatusStore::do_register(DeviceRegistra
                                                                   Lease lease) {
   if (auto v = valid_registration(reg); !v) co_return v.error();
   if (auto v = valid_lease(lease); !v) co_return v.error();
-  auto cmd = Command::evalsha(scripts::register_device(), 3);
+  const auto now = clock_.now_ms();
+  auto cmd = Command::evalsha(scripts::register_device(), 4);
   cmd.arg(keys_.device(reg.app_id, reg.device_id))
       .arg(keys_.epoch(reg.app_id, reg.device_id))
       .arg(keys_.seq(reg.app_id, reg.device_id))
+      .arg(keys_.owner(reg.app_id, reg.device_id))
       .arg(reg.node_id)
       .arg(reg.session_id)
       .arg(reg.platform)
@@ -191,7 +218,7 @@ asio::awaitable<result<Registered>> RedisStatusStore::do_register(DeviceRegistra
       .arg(reg.connected_at_ms)
       .arg(lease.count())
       .arg(options_.device_meta_ttl.count())
-      .arg(clock_.now_ms())
+      .arg(now)
       .arg(fence);
   auto r = checked(co_await client_->exec(std::move(cmd)), "register_device");
   if (!r) co_return r.error();
@@ -205,14 +232,23 @@ asio::awaitable<result<Registered>> RedisStatusStore::do_register(DeviceRegistra
                                         str_or_empty(e[4])};
   }
 
-  // User index: best effort. The registration stands even if this fails; the
-  // next lease refresh adds the entry again.
+  // User and app indexes: best effort. The registration stands even if this
+  // fails; the next lease refresh adds the user and online entries again.
   std::vector<Command> index;
   if (!reg.user_id.empty()) {
     auto add = Command::evalsha(scripts::user_add(), 1);
     add.arg(keys_.user(reg.app_id, reg.user_id)).arg(reg.device_id).arg(out.epoch).arg(lease.count());
     index.push_back(std::move(add));
+    const auto known = keys_.user_known(reg.app_id, reg.user_id);
+    Command hset{"HSET", known, reg.device_id};
+    hset.arg(now);
+    index.push_back(std::move(hset));
+    Command expire{"PEXPIRE", known};
+    expire.arg(options_.device_meta_ttl.count());
+    index.push_back(std::move(expire));
   }
+  index.push_back(
+      online_add(reg.app_id, reg.device_id, now + static_cast<std::uint64_t>(lease.count())));
   if (out.previous && !out.previous->user_id.empty() && out.previous->user_id != reg.user_id) {
     auto rm = Command::evalsha(scripts::user_remove(), 1);
     rm.arg(keys_.user(reg.app_id, out.previous->user_id))
@@ -244,13 +280,18 @@ asio::awaitable<result<bool>> RedisStatusStore::unregister_device(std::string ap
   if (e[0].integer() < 0) co_return bool_error(errc::stale_epoch);
   if (e[0].integer() == 0) co_return false;
   std::string uid = e.size() > 1 ? str_or_empty(e[1]) : std::string();
+  std::vector<Command> index;
+  index.push_back(
+      Command{"ZREM", keys_.app_online(app_id, RedisKeys::online_shard(device_id)), device_id});
   if (!uid.empty()) {
     auto rm = Command::evalsha(scripts::user_remove(), 1);
     rm.arg(keys_.user(app_id, uid)).arg(device_id).arg(epoch);
-    auto x = co_await client_->exec(std::move(rm));
-    if (!x || x->is_error()) {
-      spdlog::warn("status store: user index removal for {}/{} failed", app_id, device_id);
-    }
+    index.push_back(std::move(rm));
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(index));
+  if (auto f = first_failure(rs, "unregister index"); !f) {
+    spdlog::warn("status store: index removal for {}/{} failed: {}", app_id, device_id,
+                 f.error().message());
   }
   co_return true;
 }
@@ -278,12 +319,17 @@ asio::awaitable<result<std::vector<LeaseState>>> RedisStatusStore::refresh_lease
     cmds.push_back(std::move(c));
   }
   // Re-assert user index entries in the same round trip (heals lost entries
-  // and keeps the index alive as long as its devices).
+  // and keeps the index alive as long as its devices), and move the devices'
+  // expiry in their app's online index.
   for (const auto& l : leases) {
     if (l.user_id.empty()) continue;
     auto c = Command::evalsha(scripts::user_add(), 1);
     c.arg(keys_.user(l.app_id, l.user_id)).arg(l.device_id).arg(l.epoch).arg(lease.count());
     cmds.push_back(std::move(c));
+  }
+  for (const auto& l : leases) {
+    cmds.push_back(
+        online_add(l.app_id, l.device_id, now + static_cast<std::uint64_t>(lease.count())));
   }
   auto rs = co_await client_->exec_pipeline(std::move(cmds));
   std::vector<LeaseState> out;
@@ -358,6 +404,71 @@ asio::awaitable<result<std::vector<std::string>>> RedisStatusStore::user_devices
   }
   std::sort(online.begin(), online.end());
   co_return online;
+}
+
+asio::awaitable<result<std::vector<std::string>>> RedisStatusStore::user_known_devices(
+    std::string app_id, std::string user_id) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  if (user_id.empty() || !validate_id(user_id)) co_return errc::invalid_argument;
+  const auto known_key = keys_.user_known(app_id, user_id);
+  Command all{"HGETALL", known_key};
+  auto r = checked(co_await client_->exec(std::move(all)), "user_known_devices");
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements().size() % 2 != 0) co_return errc::protocol_error;
+  const auto& e = r->elements();
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<Command> owners;
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+    entries.emplace_back(str_or_empty(e[i]), str_or_empty(e[i + 1]));
+    owners.push_back(Command{"GET", keys_.owner(app_id, entries.back().first)});
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(owners));
+  std::vector<std::string> known;
+  std::vector<Command> prune;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto owner = checked(std::move(rs[i]), "user_known_devices");
+    if (!owner) co_return owner.error();
+    if (owner->is_string() && owner->str() == user_id) {
+      known.push_back(entries[i].first);
+    } else {
+      // Registered since under another user (or none), or forgotten: not this user's any more.
+      auto rm = Command::evalsha(scripts::known_remove(), 1);
+      rm.arg(known_key).arg(entries[i].first).arg(entries[i].second);
+      prune.push_back(std::move(rm));
+    }
+  }
+  if (!prune.empty()) {
+    auto pr = co_await client_->exec_pipeline(std::move(prune));
+    if (auto f = first_failure(pr, "known devices prune"); !f) {
+      spdlog::debug("status store: pruning known devices failed: {}", f.error().message());
+    }
+  }
+  std::sort(known.begin(), known.end());
+  co_return known;
+}
+
+asio::awaitable<result<std::uint64_t>> RedisStatusStore::online_count(std::string app_id) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  const auto now = std::to_string(clock_.now_ms());
+  std::vector<Command> cmds;
+  cmds.reserve(2 * kOnlineShards);
+  for (unsigned shard = 0; shard < kOnlineShards; ++shard) {
+    const auto key = keys_.app_online(app_id, shard);
+    cmds.push_back(Command{"ZREMRANGEBYSCORE", key, "-inf", now});
+    cmds.push_back(Command{"ZCOUNT", key, "(" + now, "+inf"});
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    auto ok = checked(std::move(rs[i]), "online_count");
+    if (!ok) co_return ok.error();
+    if (i % 2 == 1) {
+      auto v = to_u64(*ok);
+      if (!v) co_return errc::protocol_error;
+      total += *v;
+    }
+  }
+  co_return total;
 }
 
 asio::awaitable<result<void>> RedisStatusStore::upsert_node(NodeInfo node, Lease lease) {
@@ -587,6 +698,39 @@ asio::awaitable<result<std::optional<std::string>>> RedisStatusStore::put_idempo
   if (r->is_nil()) co_return std::optional<std::string>();
   if (!r->is_string()) co_return errc::protocol_error;
   co_return std::optional<std::string>(std::move(r->str()));
+}
+
+asio::awaitable<result<std::optional<std::string>>> RedisStatusStore::get_idempotency(
+    std::string app_id, std::string key) {
+  if (auto v = validate_app_id(app_id); !v) co_return v.error();
+  if (auto v = validate_id(key); !v) co_return v.error();
+  Command cmd{"GET", keys_.idempotency(app_id, key)};
+  auto r = checked(co_await client_->exec(std::move(cmd)), "get_idempotency");
+  if (!r) co_return r.error();
+  if (r->is_nil()) co_return std::optional<std::string>();
+  if (!r->is_string()) co_return errc::protocol_error;
+  co_return std::optional<std::string>(std::move(r->str()));
+}
+
+asio::awaitable<result<bool>> RedisStatusStore::replace_idempotency(std::string app_id,
+                                                                    std::string key,
+                                                                    std::string expected,
+                                                                    std::string value,
+                                                                    std::chrono::milliseconds ttl) {
+  if (auto v = validate_app_id(app_id); !v) co_return bool_error(v.error());
+  if (auto v = validate_id(key); !v) co_return bool_error(v.error());
+  if (!value.empty()) {
+    if (auto v = valid_lease(ttl); !v) co_return bool_error(v.error());
+  }
+  auto cmd = Command::evalsha(scripts::idempotency_replace(), 1);
+  cmd.arg(keys_.idempotency(app_id, key))
+      .arg(expected)
+      .arg(value)
+      .arg(std::max<std::int64_t>(1, ttl.count()));
+  auto r = checked(co_await client_->exec(std::move(cmd)), "replace_idempotency");
+  if (!r) co_return bool_error(r.error());
+  if (!r->is_integer()) co_return bool_error(errc::protocol_error);
+  co_return r->integer() == 1;
 }
 
 result<std::unique_ptr<RedisStatusStore>> make_redis_status_store(

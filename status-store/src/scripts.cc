@@ -4,7 +4,26 @@ namespace pushgw::status_store::scripts {
 
 const redis::Script& register_device() {
   static const redis::Script s(R"lua(
-local prev = redis.call('HMGET', KEYS[1], 'node', 'session', 'epoch', 'uid')
+local function fields(v)
+  local t = {}
+  local i = 1
+  while true do
+    local j = string.find(v, '\n', i, true)
+    if not j then
+      t[#t + 1] = string.sub(v, i)
+      return t
+    end
+    t[#t + 1] = string.sub(v, i, j - 1)
+    i = j + 1
+  end
+end
+-- device record: "1\nepoch\nnode\nsession\nplatform\nuid\nsince\nseen"
+local cur = redis.call('GET', KEYS[1])
+local prev = {}
+if cur then
+  local f = fields(cur)
+  prev = {f[3], f[4], f[2], f[6]}
+end
 local prev_epoch = tonumber(prev[3] or '0') or 0
 local counter = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if counter < prev_epoch then counter = prev_epoch end
@@ -18,11 +37,14 @@ else
 end
 local e = string.format('%d', epoch)
 redis.call('SET', KEYS[2], e, 'PX', ARGV[7])
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', e, 'session', ARGV[2], 'platform', ARGV[3],
-           'uid', ARGV[4], 'since', ARGV[5], 'seen', ARGV[8])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SET', KEYS[1], table.concat({'1', e, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+           ARGV[8]}, '\n'), 'PX', ARGV[6])
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[7])
+else
+  redis.call('DEL', KEYS[4])
+end
 if prev[3] and prev_epoch ~= epoch then
   return {epoch, prev_epoch, prev[1] or '', prev[2] or '', prev[4] or ''}
 end
@@ -33,32 +55,60 @@ return {epoch}
 
 const redis::Script& unregister_device() {
   static const redis::Script s(R"lua(
-local cur = redis.call('HMGET', KEYS[1], 'epoch', 'uid')
+local function fields(v)
+  local t = {}
+  local i = 1
+  while true do
+    local j = string.find(v, '\n', i, true)
+    if not j then
+      t[#t + 1] = string.sub(v, i)
+      return t
+    end
+    t[#t + 1] = string.sub(v, i, j - 1)
+    i = j + 1
+  end
+end
+local v = redis.call('GET', KEYS[1])
 local e = tonumber(ARGV[1])
-if not cur[1] then
+if not v then
   local counter = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
   if counter > e then return {-1} end
   return {0}
 end
-if tonumber(cur[1]) ~= e then return {-1} end
+local f = fields(v)
+if tonumber(f[2]) ~= e then return {-1} end
 redis.call('DEL', KEYS[1])
-return {1, cur[2] or ''}
+return {1, f[6] or ''}
 )lua");
   return s;
 }
 
 const redis::Script& refresh_lease() {
   static const redis::Script s(R"lua(
-local cur = redis.call('HMGET', KEYS[1], 'epoch', 'node')
+local function fields(v)
+  local t = {}
+  local i = 1
+  while true do
+    local j = string.find(v, '\n', i, true)
+    if not j then
+      t[#t + 1] = string.sub(v, i)
+      return t
+    end
+    t[#t + 1] = string.sub(v, i, j - 1)
+    i = j + 1
+  end
+end
+local v = redis.call('GET', KEYS[1])
 local e = tonumber(ARGV[1])
-if not cur[1] then
+if not v then
   local counter = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
   if counter > e then return -1 end
   return 0
 end
-if tonumber(cur[1]) ~= e or cur[2] ~= ARGV[4] then return -1 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[1], 'seen', ARGV[3])
+local f = fields(v)
+if tonumber(f[2]) ~= e or f[3] ~= ARGV[4] then return -1 end
+f[8] = ARGV[3]
+redis.call('SET', KEYS[1], table.concat(f, '\n'), 'PX', ARGV[2])
 return 1
 )lua");
   return s;
@@ -78,6 +128,15 @@ const redis::Script& user_remove() {
   static const redis::Script s(R"lua(
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and tonumber(cur) == tonumber(ARGV[2]) then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+)lua");
+  return s;
+}
+
+const redis::Script& known_remove() {
+  static const redis::Script s(R"lua(
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and cur == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
 )lua");
   return s;
@@ -146,6 +205,19 @@ for i = 2, #ARGV, 2 do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return out
+)lua");
+  return s;
+}
+
+const redis::Script& idempotency_replace() {
+  static const redis::Script s(R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
 )lua");
   return s;
 }

@@ -4,9 +4,11 @@
 
 namespace pushgw::status_store::scripts {
 
-/// KEYS: device, epoch counter, seq. ARGV: node, session, platform, uid,
+/// KEYS: device, epoch counter, seq, owner. ARGV: node, session, platform, uid,
 /// since, lease_ms, meta_ttl_ms, now_ms, fence (0: new registration).
-/// -> {epoch} | {epoch, prev_epoch, prev_node, prev_session, prev_uid} | {-1, counter} (stale fence)
+/// Also records uid as the device's owner (deleted when uid is empty).
+/// -> {epoch} | {epoch, prev_epoch, prev_node, prev_session, prev_uid} | {-1, counter} (stale
+/// fence)
 const redis::Script& register_device();
 /// KEYS: device, epoch counter. ARGV: epoch. -> {1, uid} removed | {0} none | {-1} stale
 const redis::Script& unregister_device();
@@ -16,6 +18,9 @@ const redis::Script& refresh_lease();
 const redis::Script& user_add();
 /// KEYS: user index. ARGV: device, epoch. Removes the entry only if it still has that epoch.
 const redis::Script& user_remove();
+/// KEYS: user's known devices. ARGV: device, value. Removes the entry only if it still has that
+/// value.
+const redis::Script& known_remove();
 /// KEYS: nodes info, nodes expiry. ARGV: node, lease_ms, payload. -> expiry (ms)
 const redis::Script& node_upsert();
 /// KEYS: nodes info, nodes expiry. -> flat {node, payload, expiry, ...}; drops expired ones.
@@ -26,5 +31,8 @@ const redis::Script& node_remove();
 const redis::Script& topic_add();
 /// KEYS: counters. ARGV: ttl_ms, field1, delta1, ... -> {value1, ...}
 const redis::Script& incr_counters();
+/// KEYS: idempotency key. ARGV: expected, value ('' deletes), ttl_ms. -> 1 replaced | 0 not
+/// expected
+const redis::Script& idempotency_replace();
 
 }  // namespace pushgw::status_store::scripts

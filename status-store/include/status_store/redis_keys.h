@@ -2,7 +2,7 @@
 /// The Redis key schema of RedisStatusStore (see status-store/README.md).
 /// Keys that one Lua script touches share a hash tag, so each script runs on
 /// one Redis Cluster slot:
-///   <p>:d:{app:device}   hash   node, epoch, session, platform, uid, since, seen (TTL = lease)
+///   <p>:d:{app:device}   string "1\nepoch\nnode\nsession\nplatform\nuid\nsince\nseen" (TTL = lease)
 ///   <p>:e:{app:device}   string epoch counter of the device (TTL = device_meta_ttl)
 ///   <p>:q:{app:device}   string downstream seq counter (TTL = device_meta_ttl)
 ///   <p>:u:{app:user}     hash   device -> epoch: the user's devices (TTL >= longest lease)
@@ -12,6 +12,12 @@
 ///   <p>:nt:{node}        set    "app:topic" entries the node has counts in
 ///   <p>:m:{message_id}   hash   counter -> value (TTL set by incr_counters)
 ///   <p>:i:{app:key}      string idempotency value (TTL set by put_idempotency)
+///   <p>:o:{app:device}   string user id of the device's latest registration (TTL =
+///   device_meta_ttl) <p>:uk:{app:user}    hash   device -> last registration ms: devices ever
+///   registered under
+///                               the user within device_meta_ttl (TTL = device_meta_ttl)
+///   <p>:ao:{app:shard}   zset   device -> lease expiry (store clock, ms): the app's online
+///                               devices, kOnlineShards shards by device hash
 /// App ids never contain ':', '{' or '}', so "app:rest" is unambiguous.
 #include <string>
 #include <string_view>
@@ -36,11 +42,19 @@ class RedisKeys {
   std::string node_topics(std::string_view node) const;
   std::string counters(std::string_view message_id) const;
   std::string idempotency(std::string_view app, std::string_view key) const;
+  std::string owner(std::string_view app, std::string_view device) const;
+  std::string user_known(std::string_view app, std::string_view user) const;
+  std::string app_online(std::string_view app, unsigned shard) const;
+  /// The app_online() shard of a device (stable FNV-1a hash of the id).
+  static unsigned online_shard(std::string_view device);
 
  private:
   std::string tagged(char kind1, char kind2, std::string_view a, std::string_view b) const;
   std::string prefix_;
 };
+
+/// Shards of each app's online index (so one big app spreads over Redis Cluster slots).
+inline constexpr unsigned kOnlineShards = 16;
 
 /// Limits on identifiers (bytes).
 inline constexpr std::size_t kMaxAppIdLength = 64;

@@ -53,6 +53,9 @@ class RedisStatusStore final : public StatusStore {
       std::string app_id, std::vector<std::string> device_ids) override;
   boost::asio::awaitable<result<std::vector<std::string>>> user_devices(
       std::string app_id, std::string user_id) override;
+  boost::asio::awaitable<result<std::vector<std::string>>> user_known_devices(
+      std::string app_id, std::string user_id) override;
+  boost::asio::awaitable<result<std::uint64_t>> online_count(std::string app_id) override;
   boost::asio::awaitable<result<void>> upsert_node(NodeInfo node, Lease lease) override;
   boost::asio::awaitable<result<std::vector<NodeInfo>>> list_nodes() override;
   boost::asio::awaitable<result<bool>> remove_node(std::string node_id) override;
@@ -76,10 +79,18 @@ class RedisStatusStore final : public StatusStore {
   boost::asio::awaitable<result<std::optional<std::string>>> put_idempotency(
       std::string app_id, std::string key, std::string value,
       std::chrono::milliseconds ttl) override;
+  boost::asio::awaitable<result<std::optional<std::string>>> get_idempotency(
+      std::string app_id, std::string key) override;
+  boost::asio::awaitable<result<bool>> replace_idempotency(std::string app_id, std::string key,
+                                                           std::string expected, std::string value,
+                                                           std::chrono::milliseconds ttl) override;
 
  private:
   boost::asio::awaitable<result<Registered>> do_register(DeviceRegistration reg,
                                                          std::uint64_t fence, Lease lease);
+  /// ZADD of a device to its app's online index with the given expiry.
+  redis::Command online_add(const std::string& app_id, const std::string& device_id,
+                            std::uint64_t expires_ms) const;
 
   std::shared_ptr<redis::Client> client_;
   RedisStatusStoreOptions options_;

@@ -143,6 +143,18 @@ class StatusStore {
   /// offline or changed user are pruned on the way.
   virtual boost::asio::awaitable<result<std::vector<std::string>>> user_devices(
       std::string app_id, std::string user_id) = 0;
+  /// The user's known devices (sorted), online or not: every device whose
+  /// latest registration (within the store's device metadata lifetime) was
+  /// bound to this user. A device later registered under another user, or
+  /// without one, is not listed (and its entry is pruned). Used for user
+  /// pushes that must wait for offline devices (ttl > 0). The default
+  /// implementation (for test doubles) returns user_devices().
+  virtual boost::asio::awaitable<result<std::vector<std::string>>> user_known_devices(
+      std::string app_id, std::string user_id);
+  /// How many devices of the app are online now (registrations whose lease
+  /// has not run out, within one lease of precision). The default
+  /// implementation returns errc::unavailable.
+  virtual boost::asio::awaitable<result<std::uint64_t>> online_count(std::string app_id);
 
   /// Creates or replaces the node's entry; it stays listed for `lease`.
   virtual boost::asio::awaitable<result<void>> upsert_node(NodeInfo node, Lease lease) = 0;
@@ -193,6 +205,21 @@ class StatusStore {
   /// nullopt when stored, otherwise the value stored earlier (left as is).
   virtual boost::asio::awaitable<result<std::optional<std::string>>> put_idempotency(
       std::string app_id, std::string key, std::string value, std::chrono::milliseconds ttl) = 0;
+  /// The value stored under the key (nullopt: none). The default
+  /// implementation (for test doubles) returns errc::unavailable.
+  virtual boost::asio::awaitable<result<std::optional<std::string>>> get_idempotency(
+      std::string app_id, std::string key);
+  /// Compare-and-set: if the key holds `expected`, stores `value` with a new
+  /// `ttl` (an empty `value` deletes the key) and returns true; otherwise
+  /// changes nothing and returns false. Lets a writer that reserved a key
+  /// with put_idempotency() publish its final value, or release the key,
+  /// without touching a value someone else stored. The default
+  /// implementation returns errc::unavailable.
+  virtual boost::asio::awaitable<result<bool>> replace_idempotency(std::string app_id,
+                                                                   std::string key,
+                                                                   std::string expected,
+                                                                   std::string value,
+                                                                   std::chrono::milliseconds ttl);
 };
 
 }  // namespace pushgw::status_store
