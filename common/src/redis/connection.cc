@@ -91,6 +91,7 @@ BatchPtr ConnectionImpl::submit(const Command* const* cmds, std::size_t n) {
   inflight_.push_back(b);
   pending_cmds_ += n;
   metrics_->request();
+  b->owner = weak_from_this();
   b->timer.expires_after(options_.request_timeout);
   if (state_ == State::connected) wake_writer();
   return b;
@@ -109,6 +110,9 @@ asio::awaitable<std::vector<result<Reply>>> ConnectionImpl::wait(BatchPtr b) {
                                 : error_code(asio::error::operation_aborted);
       }
       b->done = true;
+      if (expired) {
+        if (auto conn = b->owner.lock()) conn->on_timeout(b->started);
+      }
     }
   }
   co_return std::move(b->results);
@@ -143,6 +147,14 @@ void ConnectionImpl::on_reply(Reply r) {
     }
     inflight_.pop_front();
   }
+}
+
+void ConnectionImpl::on_timeout(std::chrono::steady_clock::time_point sent) {
+  if (state_ != State::connected || !socket_ || last_read_ > sent) return;
+  spdlog::warn("redis {}: no reply for {} ms; dropping the connection",
+               endpoint_.to_string(), options_.request_timeout.count());
+  error_code ignored;
+  socket_->close(ignored);  // the reader fails, pending requests fail, we reconnect
 }
 
 void ConnectionImpl::fail_all(errc code) {
@@ -260,6 +272,7 @@ asio::awaitable<void> ConnectionImpl::read_loop(std::shared_ptr<ConnectionImpl> 
   std::vector<char> buf(kReadChunk);
   for (;;) {
     auto [ec, n] = co_await sock->async_read_some(asio::buffer(buf), kTuple);
+    self->last_read_ = std::chrono::steady_clock::now();
     if (ec) {
       if (!self->closed_ && ec != asio::error::operation_aborted) {
         spdlog::debug("redis {}: read: {}", self->endpoint_.to_string(), ec.message());

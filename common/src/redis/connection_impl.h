@@ -41,6 +41,8 @@ asio::awaitable<T> run_on(asio::any_io_executor strand, asio::awaitable<T> op) {
   co_return co_await asio::co_spawn(strand, std::move(op), asio::use_awaitable);
 }
 
+class ConnectionImpl;
+
 struct PendingBatch {
   explicit PendingBatch(const asio::any_io_executor& ex) : timer(ex) {}
 
@@ -53,6 +55,8 @@ struct PendingBatch {
   bool abandoned = false;
   asio::steady_timer timer;
   std::chrono::steady_clock::time_point started;
+  /// The connection it was sent on (told when the batch times out).
+  std::weak_ptr<ConnectionImpl> owner;
 };
 using BatchPtr = std::shared_ptr<PendingBatch>;
 
@@ -90,6 +94,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                           std::shared_ptr<Socket> sock, std::uint64_t gen);
 
   void on_reply(Reply r);
+  /// A request sent at `sent` timed out: if nothing at all was read since,
+  /// the connection is stalled (hung server, half-open TCP) and is reset.
+  void on_timeout(std::chrono::steady_clock::time_point sent);
   void fail_all(errc code);
   void wake_writer();
   std::chrono::milliseconds next_backoff();
@@ -104,6 +111,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   bool ever_connected_ = false;
   std::uint64_t gen_ = 0;
   std::shared_ptr<Socket> socket_;
+  std::chrono::steady_clock::time_point last_read_{};
   std::string out_;
   std::deque<BatchPtr> inflight_;
   std::size_t pending_cmds_ = 0;

@@ -182,12 +182,17 @@ TEST_F(ClientTest, EvalshaLoadsTheScriptOnNoscript) {
 
 asio::awaitable<void> timeout_keeps_alignment(Client* c) {
   // BLPOP blocks the connection for 700 ms; the request gives up at 500 ms.
-  Command blpop{"BLPOP", "nothing", "0.7"};
+  // The PING before it is answered, so the connection is not stalled.
+  std::vector<Command> batch;
+  batch.push_back(Command{"PING"});
+  batch.push_back(Command{"BLPOP", "nothing", "0.7"});
   auto t0 = Clock::now();
-  auto r = co_await c->exec(std::move(blpop));
+  auto r = co_await c->exec_pipeline(std::move(batch));
   auto took = Clock::now() - t0;
-  CO_ASSERT_FALSE(r);
-  EXPECT_EQ(r.error(), make_error_code(errc::timeout));
+  CO_ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(r[0] && r[0]->str() == "PONG");  // replies that arrived are kept
+  CO_ASSERT_FALSE(r[1]);
+  EXPECT_EQ(r[1].error(), make_error_code(errc::timeout));
   EXPECT_GE(took, 450ms);
   EXPECT_LT(took, 690ms);
   // Later requests still get their own replies, not the late BLPOP answer.
@@ -199,6 +204,7 @@ asio::awaitable<void> timeout_keeps_alignment(Client* c) {
   auto g = co_await c->exec(std::move(get));
   CO_ASSERT_TRUE(g);
   EXPECT_EQ(*g, Reply::bulk("1"));
+  EXPECT_EQ(c->stats().reconnects, 0u);
 }
 
 TEST_F(ClientTest, RequestTimeoutFailsThatRequestOnly) {
@@ -265,6 +271,36 @@ TEST_F(ClientTest, ServerKilledMidTestErrorsThenRecovers) {
   EXPECT_TRUE(recovered);
   EXPECT_GE(client_->stats().reconnects, 1u);
   EXPECT_EQ(server_.command({"GET", "k"}), "again");
+}
+
+TEST_F(ClientTest, HungServerTimesOutThenTheConnectionIsReplaced) {
+  ConnectionOptions o;
+  o.request_timeout = 300ms;
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 100ms;
+  client_ = make(io_, server_.url(), o);
+  ASSERT_TRUE(run_co(io_, exec_once(client_.get(), Command{"SET", "k", "v"})));
+  server_.pause();  // connections stay open, nothing is answered
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = Clock::now();
+    auto r = run_co(io_, exec_once(client_.get(), Command{"GET", "k"}), 5s);
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(r.error() == make_error_code(errc::timeout) ||
+                r.error() == make_error_code(errc::unavailable))
+        << r.error().message();
+    EXPECT_LT(Clock::now() - t0, 1s);
+  }
+  server_.resume();
+  auto deadline = Clock::now() + 5s;
+  bool recovered = false;
+  while (!recovered && Clock::now() < deadline) {
+    auto r = run_co(io_, exec_once(client_.get(), Command{"GET", "k"}), 5s);
+    recovered = r && *r == Reply::bulk("v");
+    if (!recovered) io_.run_for(50ms);
+  }
+  EXPECT_TRUE(recovered);
+  // The stalled connection was dropped and replaced, not waited on forever.
+  EXPECT_GE(client_->stats().reconnects, 1u);
 }
 
 TEST_F(ClientTest, NothingListeningFailsFastWithoutHanging) {

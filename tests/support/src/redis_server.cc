@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -186,7 +187,10 @@ RedisServer::RedisServer(Options options) : options_(std::move(options)), dir_("
   throw std::runtime_error("RedisServer: redis-server did not start; last log:\n" + last_log);
 }
 
-RedisServer::~RedisServer() { process_.terminate(3s); }
+RedisServer::~RedisServer() {
+  resume();
+  process_.terminate(3s);
+}
 
 std::string RedisServer::address() const { return "127.0.0.1:" + std::to_string(port_); }
 
@@ -232,7 +236,14 @@ bool RedisServer::wait_ready(std::chrono::milliseconds timeout) {
   return false;
 }
 
-void RedisServer::kill() { process_.kill(); }
+void RedisServer::kill() {
+  resume();  // a stopped process is killed all the same, but wait() needs it to run
+  process_.kill();
+}
+
+void RedisServer::pause() { process_.signal(SIGSTOP); }
+
+void RedisServer::resume() { process_.signal(SIGCONT); }
 
 void RedisServer::stop() { process_.terminate(5s); }
 

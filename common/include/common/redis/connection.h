@@ -13,6 +13,9 @@
 ///
 /// Failure model (never throws, never blocks forever):
 ///  - each request fails with errc::timeout after ConnectionOptions::request_timeout;
+///    if nothing at all arrived on the socket since that request was sent, the
+///    connection counts as stalled (hung server, half-open TCP) and is dropped
+///    and re-established like after a socket error;
 ///  - a socket error fails every pending request with errc::unavailable;
 ///  - the connection then reconnects with exponential backoff (capped); while
 ///    it is down, new requests fail at once with errc::unavailable. Requests

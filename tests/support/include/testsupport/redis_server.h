@@ -45,6 +45,10 @@ class RedisServer {
   std::string url() const;
   /// SIGKILL: the port stops answering at once.
   void kill();
+  /// SIGSTOP / SIGCONT: the server hangs (connections stay open, nothing is
+  /// answered) until resumed.
+  void pause();
+  void resume();
   /// SIGTERM and wait.
   void stop();
   /// Starts again on the same port (after kill() or stop()) and waits for PING.
