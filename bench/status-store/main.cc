@@ -50,9 +50,19 @@ class SpawnedRedis {
     for (int attempt = 0; attempt < 20 && pid_ < 0; ++attempt) {
       port_ = static_cast<std::uint16_t>(std::uniform_int_distribution<int>(20000, 31999)(rng));
       if (!bindable(port_)) continue;
-      std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_), "--bind",
-                                       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
-                                       dir_.string(), "--logfile", (dir_ / "redis.log").string()};
+      std::vector<std::string> argv = {"redis-server",
+                                       "--port",
+                                       std::to_string(port_),
+                                       "--bind",
+                                       "127.0.0.1",
+                                       "--save",
+                                       "",
+                                       "--appendonly",
+                                       "no",
+                                       "--dir",
+                                       dir_.string(),
+                                       "--logfile",
+                                       (dir_ / "redis.log").string()};
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
@@ -157,9 +167,12 @@ asio::awaitable<result<void>> wait_ready(ss::RedisStatusStore* store) {
 asio::awaitable<void> register_worker(ss::RedisStatusStore* store, int first, int step, int n,
                                       int* failures) {
   for (int i = first; i < n; i += step) {
-    ss::DeviceRegistration reg{"bench", "dev-" + std::to_string(i),
-                               "node-" + std::to_string(i % 8), "sess-" + std::to_string(i),
-                               "android", i % 3 == 0 ? "user-" + std::to_string(i / 3) : "",
+    ss::DeviceRegistration reg{"bench",
+                               "dev-" + std::to_string(i),
+                               "node-" + std::to_string(i % 8),
+                               "sess-" + std::to_string(i),
+                               "android",
+                               i % 3 == 0 ? "user-" + std::to_string(i / 3) : "",
                                1'700'000'000'000ULL};
     auto r = co_await store->register_device(std::move(reg), std::chrono::hours(1));
     if (!r) ++*failures;
@@ -234,8 +247,8 @@ asio::awaitable<int> run(ss::RedisStatusStore* store, Options opt, const Spawned
     for (int w = 0; w < opt.inflight; ++w) {
       auto i = static_cast<std::size_t>(w);
       asio::co_spawn(ex,
-                     lookup_worker(store, batch, opt.devices, until, 1234u + static_cast<unsigned>(w),
-                                   &lat[i], &errs[i]),
+                     lookup_worker(store, batch, opt.devices, until,
+                                   1234u + static_cast<unsigned>(w), &lat[i], &errs[i]),
                      [&done, timer, &opt](std::exception_ptr e) {
                        if (e) std::fprintf(stderr, "lookup worker failed\n");
                        if (++done == opt.inflight) timer->cancel();
@@ -268,8 +281,8 @@ asio::awaitable<int> run(ss::RedisStatusStore* store, Options opt, const Spawned
               "per client CPU-s", "per Redis CPU-s", "p50 ms", "p99 ms", "batches", "errors");
   for (const auto& r : rows) {
     std::printf("%7d %9d %11.0f %19.0f %18.0f %9.3f %9.3f %8llu %6llu\n", r.batch, opt.inflight,
-                r.lookups_per_s, r.lookups_per_cpu_s, r.lookups_per_redis_cpu_s, r.p50_ms,
-                r.p99_ms, static_cast<unsigned long long>(r.batches),
+                r.lookups_per_s, r.lookups_per_cpu_s, r.lookups_per_redis_cpu_s, r.p50_ms, r.p99_ms,
+                static_cast<unsigned long long>(r.batches),
                 static_cast<unsigned long long>(r.errors));
   }
   co_return 0;

@@ -93,8 +93,8 @@ std::optional<NodeInfo> decode_node(std::string id, std::string_view payload,
   if (f.size() != 7 || f[0] != "1") return std::nullopt;
   NodeInfo n;
   n.node_id = std::move(id);
-  n.endpoints = NodeEndpoints{std::string(f[1]), std::string(f[2]), std::string(f[3]),
-                              std::string(f[4])};
+  n.endpoints =
+      NodeEndpoints{std::string(f[1]), std::string(f[2]), std::string(f[3]), std::string(f[4])};
   auto [p, ec] = std::from_chars(f[5].data(), f[5].data() + f[5].size(), n.connections);
   if (ec != std::errc()) return std::nullopt;
   n.draining = f[6] == "1";
@@ -195,9 +195,8 @@ asio::awaitable<result<Registered>> RedisStatusStore::register_device(DeviceRegi
 asio::awaitable<result<Registered>> RedisStatusStore::reregister_device(DeviceRegistration reg,
                                                                         std::uint64_t epoch,
                                                                         Lease lease) {
-  if (epoch == 0) return [](errc e) -> asio::awaitable<result<Registered>> { co_return e; }(
-      errc::invalid_argument);
-  return do_register(std::move(reg), epoch, lease);
+  if (epoch == 0) co_return errc::invalid_argument;
+  co_return co_await do_register(std::move(reg), epoch, lease);
 }
 
 asio::awaitable<result<Registered>> RedisStatusStore::do_register(DeviceRegistration reg,
@@ -237,7 +236,10 @@ asio::awaitable<result<Registered>> RedisStatusStore::do_register(DeviceRegistra
   std::vector<Command> index;
   if (!reg.user_id.empty()) {
     auto add = Command::evalsha(scripts::user_add(), 1);
-    add.arg(keys_.user(reg.app_id, reg.user_id)).arg(reg.device_id).arg(out.epoch).arg(lease.count());
+    add.arg(keys_.user(reg.app_id, reg.user_id))
+        .arg(reg.device_id)
+        .arg(out.epoch)
+        .arg(lease.count());
     index.push_back(std::move(add));
     const auto known = keys_.user_known(reg.app_id, reg.user_id);
     Command hset{"HSET", known, reg.device_id};
@@ -474,8 +476,8 @@ asio::awaitable<result<std::uint64_t>> RedisStatusStore::online_count(std::strin
 asio::awaitable<result<void>> RedisStatusStore::upsert_node(NodeInfo node, Lease lease) {
   if (auto v = validate_node_id(node.node_id); !v) co_return v.error();
   if (auto v = valid_lease(lease); !v) co_return v.error();
-  for (const auto* e : {&node.endpoints.tcp, &node.endpoints.tls, &node.endpoints.ws,
-                        &node.endpoints.wss}) {
+  for (const auto* e :
+       {&node.endpoints.tcp, &node.endpoints.tls, &node.endpoints.ws, &node.endpoints.wss}) {
     if (e->size() > kMaxEndpointLength || e->find('\n') != std::string::npos) {
       co_return errc::invalid_argument;
     }
@@ -733,9 +735,11 @@ asio::awaitable<result<bool>> RedisStatusStore::replace_idempotency(std::string 
   co_return r->integer() == 1;
 }
 
-result<std::unique_ptr<RedisStatusStore>> make_redis_status_store(
-    boost::asio::any_io_executor ex, std::string_view uri, RedisStatusStoreOptions options,
-    prometheus::Registry* metrics, const Clock& clock) {
+result<std::unique_ptr<RedisStatusStore>> make_redis_status_store(boost::asio::any_io_executor ex,
+                                                                  std::string_view uri,
+                                                                  RedisStatusStoreOptions options,
+                                                                  prometheus::Registry* metrics,
+                                                                  const Clock& clock) {
   if (!validate_prefix(options.key_prefix) || options.device_meta_ttl.count() <= 0) {
     return errc::invalid_argument;
   }

@@ -29,7 +29,7 @@ const redis::Script& node_list();
 const redis::Script& node_remove();
 /// KEYS: topic. ARGV: node, delta. -> new count (0: removed)
 const redis::Script& topic_add();
-/// KEYS: counters. ARGV: ttl_ms, field1, delta1, ... -> {value1, ...}
+/// KEYS: counters. ARGV: ttl_ms, field1, delta1, ... -> {value1, ...}; the TTL is only ever extended.
 const redis::Script& incr_counters();
 /// KEYS: idempotency key. ARGV: expected, value ('' deletes), ttl_ms. -> 1 replaced | 0 not
 /// expected

@@ -165,8 +165,8 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
       co_return self->map_loaded ? result<void>{} : result<void>{errc::unavailable};
     }
     self->refreshing = true;
-    auto ev = std::make_shared<asio::steady_timer>(self->strand,
-                                                   asio::steady_timer::time_point::max());
+    auto ev =
+        std::make_shared<asio::steady_timer>(self->strand, asio::steady_timer::time_point::max());
     self->refresh_done = ev;
     self->metrics->slot_refresh();
 
@@ -197,8 +197,7 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
         continue;
       }
       if (r->is_error()) {
-        spdlog::warn("redis cluster: CLUSTER SLOTS on {}: {}", c->endpoint().to_string(),
-                     r->str());
+        spdlog::warn("redis cluster: CLUSTER SLOTS on {}: {}", c->endpoint().to_string(), r->str());
         outcome = errc::rejected;
         continue;
       }

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <stdexcept>
 
 namespace pushgw::redis {
@@ -37,11 +37,11 @@ bool iequals(std::string_view a, std::string_view b) {
 
 // Commands without a key (or whose first argument is not one): sent to any node.
 constexpr std::string_view kKeyless[] = {
-    "PING",     "ECHO",     "INFO",      "CLUSTER", "SCRIPT",   "AUTH",    "HELLO",  "SELECT",
-    "DBSIZE",   "FLUSHALL", "FLUSHDB",   "TIME",    "CONFIG",   "CLIENT",  "COMMAND", "ASKING",
-    "READONLY", "READWRITE", "MULTI",    "EXEC",    "DISCARD",  "QUIT",    "DEBUG",  "SLOWLOG",
-    "WAIT",     "LASTSAVE", "ROLE",      "KEYS",    "SCAN",     "RANDOMKEY", "PUBLISH", "FUNCTION",
-    "SAVE",     "BGSAVE",   "SHUTDOWN",  "MONITOR"};
+    "PING",     "ECHO",      "INFO",     "CLUSTER", "SCRIPT",  "AUTH",      "HELLO",   "SELECT",
+    "DBSIZE",   "FLUSHALL",  "FLUSHDB",  "TIME",    "CONFIG",  "CLIENT",    "COMMAND", "ASKING",
+    "READONLY", "READWRITE", "MULTI",    "EXEC",    "DISCARD", "QUIT",      "DEBUG",   "SLOWLOG",
+    "WAIT",     "LASTSAVE",  "ROLE",     "KEYS",    "SCAN",    "RANDOMKEY", "PUBLISH", "FUNCTION",
+    "SAVE",     "BGSAVE",    "SHUTDOWN", "MONITOR"};
 
 }  // namespace
 

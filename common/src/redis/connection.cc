@@ -44,12 +44,13 @@ ConnectionImpl::ConnectionImpl(asio::any_io_executor strand, Endpoint endpoint,
       write_signal_(strand_),
       backoff_timer_(strand_),
       backoff_(options_.reconnect_min),
-      rng_(static_cast<std::uint32_t>(std::hash<std::string>{}(endpoint_.to_string()) ^
-                                      static_cast<std::size_t>(
-                                          std::chrono::steady_clock::now().time_since_epoch().count()))) {
+      rng_(static_cast<std::uint32_t>(
+          std::hash<std::string>{}(endpoint_.to_string()) ^
+          static_cast<std::size_t>(std::chrono::steady_clock::now().time_since_epoch().count()))) {
   if (!metrics_) metrics_ = std::make_shared<Metrics>(nullptr, "redis");
   if (options_.reconnect_min <= 0ms) options_.reconnect_min = 1ms;
-  if (options_.reconnect_max < options_.reconnect_min) options_.reconnect_max = options_.reconnect_min;
+  if (options_.reconnect_max < options_.reconnect_min)
+    options_.reconnect_max = options_.reconnect_min;
   backoff_ = options_.reconnect_min;
 }
 
@@ -106,8 +107,8 @@ asio::awaitable<std::vector<result<Reply>>> ConnectionImpl::wait(BatchPtr b) {
       b->abandoned = true;
       const bool expired = !ec;
       for (std::size_t i = b->received; i < b->expected; ++i) {
-        b->results[i] = expired ? make_error_code(errc::timeout)
-                                : error_code(asio::error::operation_aborted);
+        b->results[i] =
+            expired ? make_error_code(errc::timeout) : error_code(asio::error::operation_aborted);
       }
       b->done = true;
       if (expired) {
@@ -151,8 +152,8 @@ void ConnectionImpl::on_reply(Reply r) {
 
 void ConnectionImpl::on_timeout(std::chrono::steady_clock::time_point sent) {
   if (state_ != State::connected || !socket_ || last_read_ > sent) return;
-  spdlog::warn("redis {}: no reply for {} ms; dropping the connection",
-               endpoint_.to_string(), options_.request_timeout.count());
+  spdlog::warn("redis {}: no reply for {} ms; dropping the connection", endpoint_.to_string(),
+               options_.request_timeout.count());
   error_code ignored;
   socket_->close(ignored);  // the reader fails, pending requests fail, we reconnect
 }
@@ -325,8 +326,8 @@ asio::awaitable<void> ConnectionImpl::write_loop(std::shared_ptr<ConnectionImpl>
 
 }  // namespace detail
 
-Connection::Connection(boost::asio::any_io_executor ex, Endpoint endpoint, ConnectionOptions options,
-                       prometheus::Registry* metrics, std::string name) {
+Connection::Connection(boost::asio::any_io_executor ex, Endpoint endpoint,
+                       ConnectionOptions options, prometheus::Registry* metrics, std::string name) {
   auto strand = boost::asio::make_strand(ex);
   impl_ = std::make_shared<detail::ConnectionImpl>(
       strand, std::move(endpoint), options, std::make_shared<detail::Metrics>(metrics, name));
@@ -371,7 +372,7 @@ boost::asio::awaitable<std::vector<result<Reply>>> Connection::exec_pipeline(
 
 boost::asio::awaitable<result<void>> Connection::ping() {
   Command ping_cmd{"PING"};
-    auto r = co_await exec(std::move(ping_cmd));
+  auto r = co_await exec(std::move(ping_cmd));
   if (!r) co_return r.error();
   if (r->is_error()) co_return errc::rejected;
   if (!r->is_string() || r->str() != "PONG") co_return errc::protocol_error;

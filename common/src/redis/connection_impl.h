@@ -5,6 +5,7 @@
 // into the output buffer and appends them to the in-flight FIFO; the reader
 // hands each reply to the FIFO head; wait() sleeps on the batch's timer,
 // which doubles as the request deadline and as the completion signal.
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,7 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>

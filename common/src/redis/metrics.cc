@@ -37,8 +37,8 @@ Metrics::Metrics(prometheus::Registry* registry, const std::string& client) {
                     .Help("Time from sending a Redis command or pipeline to its last reply")
                     .Register(*registry)
                     .Add(labels, prometheus::Histogram::BucketBoundaries{
-                                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
+                                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05, 0.1, 0.25, 0.5, 1, 2.5});
 }
 
 void Metrics::commands(std::uint64_t n) {

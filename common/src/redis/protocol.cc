@@ -34,9 +34,12 @@ void* create_string(const redisReadTask* task, char* str, size_t len) {
   try {
     std::string s(str, len);
     switch (task->type) {
-      case REDIS_REPLY_ERROR: return place(task, Reply::error(std::move(s)));
-      case REDIS_REPLY_STATUS: return place(task, Reply::simple(std::move(s)));
-      default: return place(task, Reply::bulk(std::move(s)));
+      case REDIS_REPLY_ERROR:
+        return place(task, Reply::error(std::move(s)));
+      case REDIS_REPLY_STATUS:
+        return place(task, Reply::simple(std::move(s)));
+      default:
+        return place(task, Reply::bulk(std::move(s)));
     }
   } catch (const std::bad_alloc&) {
     return nullptr;
@@ -77,7 +80,8 @@ result<void> append_command(std::string& out, const Command& cmd) {
   // against redisFormatCommandArgv.
   std::size_t total = 16;
   for (std::size_t i = 0; i < cmd.size(); ++i) total += cmd[i].size() + 16;
-  if (out.capacity() < out.size() + total) out.reserve(std::max(out.capacity() * 2, out.size() + total));
+  if (out.capacity() < out.size() + total)
+    out.reserve(std::max(out.capacity() * 2, out.size() + total));
   char num[24];
   auto put_header = [&](char kind, std::size_t v) {
     out.push_back(kind);

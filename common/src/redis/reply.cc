@@ -60,9 +60,15 @@ namespace {
 
 void render(const Reply& r, std::string& out) {
   switch (r.type()) {
-    case Reply::Type::nil: out += "nil"; return;
-    case Reply::Type::integer: out += std::to_string(r.integer()); return;
-    case Reply::Type::simple_string: out += r.str(); return;
+    case Reply::Type::nil:
+      out += "nil";
+      return;
+    case Reply::Type::integer:
+      out += std::to_string(r.integer());
+      return;
+    case Reply::Type::simple_string:
+      out += r.str();
+      return;
     case Reply::Type::bulk_string:
       out += '"';
       out += r.str();
@@ -96,12 +102,18 @@ std::string Reply::to_string() const {
 
 std::string_view to_string(Reply::Type t) {
   switch (t) {
-    case Reply::Type::nil: return "nil";
-    case Reply::Type::integer: return "integer";
-    case Reply::Type::simple_string: return "simple_string";
-    case Reply::Type::bulk_string: return "bulk_string";
-    case Reply::Type::error: return "error";
-    case Reply::Type::array: return "array";
+    case Reply::Type::nil:
+      return "nil";
+    case Reply::Type::integer:
+      return "integer";
+    case Reply::Type::simple_string:
+      return "simple_string";
+    case Reply::Type::bulk_string:
+      return "bulk_string";
+    case Reply::Type::error:
+      return "error";
+    case Reply::Type::array:
+      return "array";
   }
   return "unknown";
 }

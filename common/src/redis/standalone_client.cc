@@ -1,5 +1,5 @@
-#include <boost/asio/dispatch.hpp>
 #include <algorithm>
+#include <boost/asio/dispatch.hpp>
 
 #include "clients.h"
 #include "connection_impl.h"

@@ -2,22 +2,23 @@
 /// The Redis key schema of RedisStatusStore (see status-store/README.md).
 /// Keys that one Lua script touches share a hash tag, so each script runs on
 /// one Redis Cluster slot:
-///   <p>:d:{app:device}   string "1\nepoch\nnode\nsession\nplatform\nuid\nsince\nseen" (TTL = lease)
-///   <p>:e:{app:device}   string epoch counter of the device (TTL = device_meta_ttl)
-///   <p>:q:{app:device}   string downstream seq counter (TTL = device_meta_ttl)
-///   <p>:u:{app:user}     hash   device -> epoch: the user's devices (TTL >= longest lease)
-///   <p>:{nodes}:info     hash   node -> "1\ntcp\ntls\nws\nwss\nconnections\ndraining"
-///   <p>:{nodes}:exp      zset   node -> lease expiry (Redis TIME, ms)
-///   <p>:t:{app:topic}    hash   node -> subscriber count
-///   <p>:nt:{node}        set    "app:topic" entries the node has counts in
-///   <p>:m:{message_id}   hash   counter -> value (TTL set by incr_counters)
-///   <p>:i:{app:key}      string idempotency value (TTL set by put_idempotency)
-///   <p>:o:{app:device}   string user id of the device's latest registration (TTL =
-///   device_meta_ttl) <p>:uk:{app:user}    hash   device -> last registration ms: devices ever
-///   registered under
-///                               the user within device_meta_ttl (TTL = device_meta_ttl)
-///   <p>:ao:{app:shard}   zset   device -> lease expiry (store clock, ms): the app's online
-///                               devices, kOnlineShards shards by device hash
+///   <p>:d:{app:device}  string "1\nepoch\nnode\nsession\nplatform\nuid\nsince\nseen"
+///                              (TTL = lease)
+///   <p>:e:{app:device}  string epoch counter of the device (TTL = device_meta_ttl)
+///   <p>:q:{app:device}  string downstream seq counter (TTL = device_meta_ttl)
+///   <p>:o:{app:device}  string user id of the device's latest registration
+///                              (TTL = device_meta_ttl)
+///   <p>:u:{app:user}    hash   device -> epoch: the user's devices (TTL >= longest lease)
+///   <p>:uk:{app:user}   hash   device -> last registration ms: devices registered under
+///                              the user within device_meta_ttl (TTL = device_meta_ttl)
+///   <p>:ao:{app:shard}  zset   device -> lease expiry (store clock, ms): the app's online
+///                              devices, kOnlineShards shards by device hash
+///   <p>:{nodes}:info    hash   node -> "1\ntcp\ntls\nws\nwss\nconnections\ndraining"
+///   <p>:{nodes}:exp     zset   node -> lease expiry (Redis TIME, ms)
+///   <p>:t:{app:topic}   hash   node -> subscriber count
+///   <p>:nt:{node}       set    "app:topic" entries the node has counts in
+///   <p>:m:{message_id}  hash   counter -> value (TTL set by incr_counters)
+///   <p>:i:{app:key}     string idempotency value (TTL set by put_idempotency)
 /// App ids never contain ':', '{' or '}', so "app:rest" is unambiguous.
 #include <string>
 #include <string_view>

@@ -184,7 +184,8 @@ class StatusStore {
   virtual boost::asio::awaitable<result<std::vector<std::uint64_t>>> next_seqs(
       std::vector<DeviceRef> devices) = 0;
   /// Adds the deltas to the message's counters (targets, routed, delivered,
-  /// acked, stored, expired, ...) and sets their time to live. Returns the new values.
+  /// acked, stored, expired, ...) and makes them live at least `ttl` from now
+  /// (a shorter ttl never cuts an earlier, longer one). Returns the new values.
   virtual boost::asio::awaitable<result<std::map<std::string, std::int64_t>>> incr_counters(
       std::string message_id, std::vector<std::pair<std::string, std::int64_t>> deltas,
       std::chrono::milliseconds ttl) = 0;

@@ -1,5 +1,7 @@
 // Standalone client against a real redis-server: commands, pipelining from
 // many coroutines, scripts, timeouts, server death and recovery.
+#include "common/redis/client.h"
+
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
@@ -11,7 +13,6 @@
 #include <thread>
 
 #include "co_test.h"
-#include "common/redis/client.h"
 #include "common/redis/connection.h"
 #include "testsupport/ports.h"
 #include "testsupport/redis_server.h"

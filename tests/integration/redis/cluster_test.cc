@@ -145,13 +145,13 @@ TEST_F(ClusterTest, FollowsAskDuringMigrationAndMovedAfterIt) {
   run_co(io_, get_key(c, old_key, "before"));
 
   // Finish the migration: move the key, then assign the slot everywhere.
-  auto migrate = source.command({"MIGRATE", "127.0.0.1", std::to_string(target.port()), "", "0",
-                                 "5000", "KEYS", old_key});
+  auto migrate = source.command(
+      {"MIGRATE", "127.0.0.1", std::to_string(target.port()), "", "0", "5000", "KEYS", old_key});
   ASSERT_EQ(migrate, "OK");
   for (std::size_t i = 0; i < 3; ++i) {
-    ASSERT_EQ(cluster_->node(i).command({"CLUSTER", "SETSLOT", slot_s, "NODE",
-                                         cluster_->node_id(dst)}),
-              "OK");
+    ASSERT_EQ(
+        cluster_->node(i).command({"CLUSTER", "SETSLOT", slot_s, "NODE", cluster_->node_id(dst)}),
+        "OK");
   }
   // The client's map still points at the source: it gets MOVED and follows it.
   const auto moved_before = c->stats().moved;
@@ -173,7 +173,8 @@ asio::awaitable<void> scripts_everywhere(Client* c) {
   auto r = co_await c->exec_pipeline(cmds);
   for (int i = 0; i < 30; ++i) {
     CO_ASSERT_TRUE(r[static_cast<std::size_t>(i)]);
-    EXPECT_EQ(r[static_cast<std::size_t>(i)]->integer(), i) << r[static_cast<std::size_t>(i)]->to_string();
+    EXPECT_EQ(r[static_cast<std::size_t>(i)]->integer(), i)
+        << r[static_cast<std::size_t>(i)]->to_string();
   }
   auto again = co_await c->exec_pipeline(std::move(cmds));
   for (int i = 0; i < 30; ++i) {

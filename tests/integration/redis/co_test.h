@@ -57,20 +57,20 @@ inline void settle(asio::io_context& io) {
 
 // gtest's ASSERT_* return from the function, which a coroutine cannot do.
 // These record the failure and co_return (void coroutines only).
-#define CO_ASSERT_TRUE(cond)                             \
-  do {                                                   \
-    if (!(cond)) {                                       \
+#define CO_ASSERT_TRUE(cond)                               \
+  do {                                                     \
+    if (!(cond)) {                                         \
       ADD_FAILURE() << "CO_ASSERT_TRUE(" #cond ") failed"; \
-      co_return;                                         \
-    }                                                    \
+      co_return;                                           \
+    }                                                      \
   } while (0)
 #define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
-#define CO_ASSERT_EQ(a, b)                                                         \
-  do {                                                                             \
-    const auto& co_assert_a_ = (a);                                                \
-    const auto& co_assert_b_ = (b);                                                \
-    if (!(co_assert_a_ == co_assert_b_)) {                                         \
+#define CO_ASSERT_EQ(a, b)                                                            \
+  do {                                                                                \
+    const auto& co_assert_a_ = (a);                                                   \
+    const auto& co_assert_b_ = (b);                                                   \
+    if (!(co_assert_a_ == co_assert_b_)) {                                            \
       EXPECT_EQ(co_assert_a_, co_assert_b_) << "CO_ASSERT_EQ(" #a ", " #b ") failed"; \
-      co_return;                                                                   \
-    }                                                                              \
+      co_return;                                                                      \
+    }                                                                                 \
   } while (0)

@@ -37,8 +37,9 @@ class StoreTest : public ::testing::TestWithParam<Mode> {
       url = server_->url();
     }
     RedisStatusStoreOptions opts;
-    opts.key_prefix = "t" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())
-                                .substr(0, 20);
+    opts.key_prefix =
+        "t" +
+        std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()).substr(0, 20);
     for (auto& ch : opts.key_prefix) {
       if (ch == '/' || ch == '{' || ch == '}') ch = '_';
     }
@@ -163,7 +164,8 @@ TEST_P(StoreTest, NewestRegistrationWinsAndStaleNodesAreFenced) {
   auto re = run(store_->reregister_device(reg("dev", "node-a"), a->epoch, 30s));
   ASSERT_FALSE(re);
   EXPECT_EQ(re.error(), make_error_code(errc::stale_epoch));
-  auto refresh = run(store_->refresh_leases("node-a", {LeaseRef{"app1", "dev", a->epoch, {}}}, 30s));
+  auto refresh =
+      run(store_->refresh_leases("node-a", {LeaseRef{"app1", "dev", a->epoch, {}}}, 30s));
   ASSERT_TRUE(refresh);
   EXPECT_EQ((*refresh)[0], LeaseState::stale);
   auto wrong_node =
@@ -238,7 +240,8 @@ TEST_P(StoreTest, LeaseExpiryMakesTheDeviceOfflineAndRefreshKeepsItOnline) {
   // Refresh only "kept", every 250 ms, until "lapsed" is offline.
   bool lapsed_offline = false;
   while (Clock::now() - t0 < 4s) {
-    auto st = run(store_->refresh_leases("node-a", {LeaseRef{"app1", "kept", kept->epoch, {}}}, 800ms));
+    auto st =
+        run(store_->refresh_leases("node-a", {LeaseRef{"app1", "kept", kept->epoch, {}}}, 800ms));
     ASSERT_TRUE(st);
     EXPECT_EQ((*st)[0], LeaseState::refreshed);
     auto found = run(store_->lookup("app1", {"kept", "lapsed"}));
@@ -256,7 +259,8 @@ TEST_P(StoreTest, LeaseExpiryMakesTheDeviceOfflineAndRefreshKeepsItOnline) {
   EXPECT_LT(Clock::now() - t0, 2500ms);
 
   // The lapsed node learns its registration is missing and restores it.
-  auto st = run(store_->refresh_leases("node-a", {LeaseRef{"app1", "lapsed", lapsed->epoch, {}}}, 5s));
+  auto st =
+      run(store_->refresh_leases("node-a", {LeaseRef{"app1", "lapsed", lapsed->epoch, {}}}, 5s));
   ASSERT_TRUE(st);
   EXPECT_EQ((*st)[0], LeaseState::missing);
   auto back = run(store_->reregister_device(reg("lapsed", "node-a"), lapsed->epoch, 5s));
@@ -293,8 +297,8 @@ TEST_P(StoreTest, BatchLookupOfTenThousandDevices) {
   // Refreshing all of them is one batch too; each entry is epoch-checked.
   std::vector<LeaseRef> leases;
   for (int i = 0; i < kDevices; ++i) {
-    leases.push_back(LeaseRef{"app1", ids[static_cast<std::size_t>(i)],
-                              epochs[static_cast<std::size_t>(i)], {}});
+    leases.push_back(LeaseRef{
+        "app1", ids[static_cast<std::size_t>(i)], epochs[static_cast<std::size_t>(i)], {}});
   }
   leases[7].epoch += 1000;  // not ours
   // Warm-up: the first use of the script on a node costs a SCRIPT LOAD round
@@ -520,7 +524,8 @@ TEST_P(StandaloneStoreTest, UserIndexHealsOnLeaseRefresh) {
   // A stale refresh never re-adds an entry over a newer one.
   auto d2 = run(store_->register_device(reg("phone", "n2", "dave"), 30s));
   ASSERT_TRUE(d2);
-  ASSERT_TRUE(run(store_->refresh_leases("n1", {LeaseRef{"app1", "phone", d->epoch, "dave"}}, 30s)));
+  ASSERT_TRUE(
+      run(store_->refresh_leases("n1", {LeaseRef{"app1", "phone", d->epoch, "dave"}}, 30s)));
   EXPECT_EQ(server_->command({"HGET", store_->keys().user("app1", "dave"), "phone"}),
             std::to_string(d2->epoch));
 }

@@ -50,9 +50,12 @@ class RespReader {
     char kind = line[0];
     std::string body = line.substr(1);
     switch (kind) {
-      case '+': return body;
-      case '-': return "(error) " + body;
-      case ':': return body;
+      case '+':
+        return body;
+      case '-':
+        return "(error) " + body;
+      case ':':
+        return body;
       case '$': {
         long n = std::stol(body);
         if (n < 0) return "(nil)";
@@ -69,7 +72,8 @@ class RespReader {
         }
         return out;
       }
-      default: throw std::runtime_error("redis_command: bad reply type: " + line);
+      default:
+        throw std::runtime_error("redis_command: bad reply type: " + line);
     }
   }
 
@@ -213,9 +217,9 @@ void RedisServer::launch() {
                                    "--logfile",
                                    ""};
   if (options_.cluster_enabled) {
-    argv.insert(argv.end(), {"--cluster-enabled", "yes", "--cluster-config-file",
-                             "nodes-" + std::to_string(port_) + ".conf",
-                             "--cluster-node-timeout", "2000"});
+    argv.insert(argv.end(),
+                {"--cluster-enabled", "yes", "--cluster-config-file",
+                 "nodes-" + std::to_string(port_) + ".conf", "--cluster-node-timeout", "2000"});
   }
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   SpawnOptions so;

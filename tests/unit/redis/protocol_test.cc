@@ -30,8 +30,9 @@ TEST(Encode, BinaryAndEmptyArgumentsAreLengthPrefixed) {
 TEST(Encode, IntegerArguments) {
   Command c{"EXPIRE"};
   c.arg("k").arg(-5).arg(std::uint64_t{18446744073709551615ULL}).arg(true);
-  EXPECT_EQ(encode(c),
-            "*5\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n-5\r\n$20\r\n18446744073709551615\r\n$1\r\n1\r\n");
+  EXPECT_EQ(
+      encode(c),
+      "*5\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n-5\r\n$20\r\n18446744073709551615\r\n$1\r\n1\r\n");
 }
 
 TEST(Encode, AppendsToExistingBuffer) {

@@ -1,13 +1,13 @@
 // RedisStatusStore against a scripted fake redis::Client: what it sends and
 // how it reads replies, with an injected clock. No network.
+#include "status_store/redis_status_store.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <optional>
-
-#include "status_store/redis_status_store.h"
 
 namespace pushgw::status_store {
 namespace {
@@ -179,11 +179,12 @@ TEST_F(StoreUnitTest, RefreshUsesTheClockAndMapsStates) {
   };
   clock_.set_ms(1'700'000'123'456ULL);
   auto r = run(store_.refresh_leases(
-      "node-1", {LeaseRef{"app", "a", 1, {}}, LeaseRef{"app", "b", 2, {}}, LeaseRef{"app", "c", 3, {}}},
+      "node-1",
+      {LeaseRef{"app", "a", 1, {}}, LeaseRef{"app", "b", 2, {}}, LeaseRef{"app", "c", 3, {}}},
       10s));
   ASSERT_TRUE(r) << r.error().message();
-  EXPECT_EQ(*r, (std::vector<LeaseState>{LeaseState::refreshed, LeaseState::missing,
-                                         LeaseState::stale}));
+  EXPECT_EQ(
+      *r, (std::vector<LeaseState>{LeaseState::refreshed, LeaseState::missing, LeaseState::stale}));
   const auto& first = fake_->sent.front();
   EXPECT_NE(std::find(first.begin(), first.end(), "1700000123456"), first.end());
   EXPECT_NE(std::find(first.begin(), first.end(), "node-1"), first.end());
