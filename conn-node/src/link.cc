@@ -231,7 +231,14 @@ void Link::enqueue(Lane lane, const SharedFrame& frame, const PushMeta* meta) {
   }
   core().metrics().frames_out[static_cast<int>(v1::Frame::kPush)]->Increment();
   if (meta != nullptr && meta->ack_required && !meta->message_id.empty()) remember_sent(*meta);
-  request_flush();
+  if (queue_.frames() >= cfg().limits.write_batch_frames ||
+      queue_.bytes() >= cfg().limits.write_batch_bytes) {
+    // A full batch is waiting: write it now, so a burst from one delivery
+    // batch does not overflow the queue of a client that reads fine.
+    flush();
+  } else {
+    request_flush();
+  }
 }
 
 void Link::remember_sent(const PushMeta& meta) {

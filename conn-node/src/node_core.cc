@@ -193,6 +193,11 @@ result<void> NodeCore::start() {
 
     bus::ConsumerConfig cc;
     cc.kafka = kafka;
+    // The group has one member (this node): eager assignment is enough, and
+    // librdkafka 2.0.2's cooperative-sticky assignor can abort the process
+    // (assertion in rd_kafka_sticky_assignor_state_destroy) when the broker
+    // goes away. kafka.properties may still override it.
+    cc.kafka.properties.emplace("partition.assignment.strategy", "range");
     cc.group_id = "conn-node." + cfg_.node_id;
     cc.auto_offset_reset = "earliest";
     cc.session_timeout = cfg_.kafka.session_timeout;
@@ -708,7 +713,12 @@ asio::awaitable<UpstreamOutcome> NodeCore::upstream(SessionInfo info, v1::Upstre
 
 asio::awaitable<void> NodeCore::apply_ops(Worker* worker, std::vector<LinkOp> ops) {
   auto& m = worker->core().metrics();
+  size_t n = 0;
   for (auto& op : ops) {
+    if (++n % 64 == 0) {
+      // Let the worker's writers run between parts of a large batch.
+      co_await asio::post(worker->executor(), use_awaitable);
+    }
     if (op.kind == LinkOp::Kind::kFanOut) {
       const size_t n = worker->fan_out(op.app_id, op.topic, op.frame, op.lane);
       m.deliver_queued->Increment(static_cast<double>(n));

@@ -1,6 +1,7 @@
 #include "node_fixture.h"
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -94,12 +95,16 @@ NodeFixture::NodeFixture() : dir_("conn-node-test") {
     if (!kafka_->cluster().create_topic(t, 1)) throw std::runtime_error("create_topic failed");
   }
   producer_ = bus::make_kafka_producer(kafka_->producer_config("test-deliverer"));
+  auto store = status_store::make_redis_status_store(ioc_.get_executor(), redis_->url());
+  if (!store) throw std::runtime_error("status store: " + store.error().message());
+  store_ = std::move(*store);
 }
 
 NodeFixture::~NodeFixture() {
   for (auto& n : nodes_) n->stop();
   nodes_.clear();
   if (producer_) producer_->close(1s);
+  store_->client().close();
   work_.reset();
   control_->stop();
   control_->join();
@@ -237,22 +242,58 @@ void NodeFixture::send_raw(client::Device& dev, std::string bytes) {
   if (!r) throw std::runtime_error("send_raw failed: " + r.error().message());
 }
 
+namespace {
+asio::awaitable<result<std::vector<std::optional<status_store::DeviceStatus>>>> do_lookup(
+    status_store::StatusStore* store, std::string app, std::string device) {
+  std::vector<std::string> ids{std::move(device)};
+  co_return co_await store->lookup(std::move(app), std::move(ids));
+}
+asio::awaitable<result<std::map<std::string, int64_t>>> do_topic_nodes(
+    status_store::StatusStore* store, std::string topic) {
+  co_return co_await store->topic_nodes(kApp, std::move(topic));
+}
+asio::awaitable<result<std::vector<status_store::NodeInfo>>> do_list_nodes(
+    status_store::StatusStore* store) {
+  co_return co_await store->list_nodes();
+}
+}  // namespace
+
+std::optional<status_store::DeviceStatus> NodeFixture::lookup(const std::string& device,
+                                                              const std::string& app) {
+  auto r = run(ioc_, do_lookup(store_.get(), app, device));
+  if (!r || r->size() != 1) throw std::runtime_error("status store lookup failed");
+  return (*r)[0];
+}
+
 std::string NodeFixture::registered_node(const std::string& device, const std::string& app) {
-  status_store::RedisKeys keys;
-  const std::string v = redis_->command({"HGET", keys.device(app, device), "node"});
-  return v == "(nil)" ? std::string() : v;
+  auto s = lookup(device, app);
+  return s ? s->node_id : std::string();
 }
 
 uint64_t NodeFixture::registered_epoch(const std::string& device, const std::string& app) {
-  status_store::RedisKeys keys;
-  const std::string v = redis_->command({"HGET", keys.device(app, device), "epoch"});
-  return v == "(nil)" ? 0 : std::stoull(v);
+  auto s = lookup(device, app);
+  return s ? s->epoch : 0;
 }
 
 std::string NodeFixture::registered_session(const std::string& device, const std::string& app) {
-  status_store::RedisKeys keys;
-  const std::string v = redis_->command({"HGET", keys.device(app, device), "session"});
-  return v == "(nil)" ? std::string() : v;
+  auto s = lookup(device, app);
+  return s ? s->session_id : std::string();
+}
+
+int64_t NodeFixture::topic_count(const std::string& topic, const std::string& node) {
+  auto r = run(ioc_, do_topic_nodes(store_.get(), topic));
+  if (!r) throw std::runtime_error("topic_nodes failed");
+  auto it = r->find(node);
+  return it == r->end() ? 0 : it->second;
+}
+
+std::optional<status_store::NodeInfo> NodeFixture::node_info(const std::string& node) {
+  auto r = run(ioc_, do_list_nodes(store_.get()));
+  if (!r) throw std::runtime_error("list_nodes failed");
+  for (auto& n : *r) {
+    if (n.node_id == node) return n;
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -302,6 +343,22 @@ bus::v1::DeliveryRecord NodeFixture::push_record(const std::string& device,
   p->set_expires_ms(now + 60'000);
   p->set_ack_required(ack_required);
   return rec;
+}
+
+void NodeFixture::await_delivery_ready(Node& node) {
+  auto probe = online(node, ListenerKind::kTcp, "probe");
+  auto rec = push_record("probe", "probe-1", 1, "probe");
+  rec.set_replay(true);  // never held
+  deliver(node.config().node_id, rec, "demo/probe");
+  const v1::Frame f = recv(*probe, 15s);
+  if (!f.has_push()) throw std::runtime_error("probe push not delivered");
+  run(ioc_, [](client::Device* d) -> asio::awaitable<int> {
+    co_await d->close();
+    co_return 0;
+  }(probe.get()));
+  if (!eventually([&] { return node.stats().sessions_total == 0; })) {
+    throw std::runtime_error("probe session did not end");
+  }
 }
 
 std::vector<bus::Record> NodeFixture::read_topic(const std::string& topic, size_t count,

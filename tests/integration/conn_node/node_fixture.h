@@ -26,6 +26,7 @@
 #include "proto/pushgw.pb.h"
 #include "pushgw_client/device.h"
 #include "pushgw_client/tls.h"
+#include "status_store/redis_status_store.h"
 #include "testsupport/kafka_mock.h"
 #include "testsupport/redis_server.h"
 #include "testsupport/temp_dir.h"
@@ -105,10 +106,18 @@ class NodeFixture : public ::testing::Test {
   void send(client::Device& dev, const v1::Frame& frame);
   void send_raw(client::Device& dev, std::string bytes);
 
-  /// Status store: the node id and epoch of a device's registration ("" / 0 if none).
+  /// Status store (read through the StatusStore API): where a device is online.
+  std::optional<status_store::DeviceStatus> lookup(const std::string& device,
+                                                   const std::string& app = kApp);
+  /// The node id and epoch of a device's registration ("" / 0 if none).
   std::string registered_node(const std::string& device, const std::string& app = kApp);
   uint64_t registered_epoch(const std::string& device, const std::string& app = kApp);
   std::string registered_session(const std::string& device, const std::string& app = kApp);
+
+  /// Subscriber count of `node` for a topic (0 if none).
+  int64_t topic_count(const std::string& topic, const std::string& node);
+  /// The registry entry of a node, if listed.
+  std::optional<status_store::NodeInfo> node_info(const std::string& node);
 
   /// Produces a DeliveryRecord to a node's delivery topic (waits for the ack).
   void deliver(const std::string& node_id, const bus::v1::DeliveryRecord& record,
@@ -118,6 +127,9 @@ class NodeFixture : public ::testing::Test {
   bus::v1::DeliveryRecord push_record(const std::string& device, const std::string& message_id,
                                       uint64_t seq, const std::string& payload,
                                       bool ack_required = false) const;
+
+  /// Waits until the node consumes its delivery topic (a probe device gets a push).
+  void await_delivery_ready(Node& node);
 
   /// Records of a topic (whole topic, one partition) read from the beginning.
   std::vector<bus::Record> read_topic(const std::string& topic, size_t count,
@@ -137,6 +149,7 @@ class NodeFixture : public ::testing::Test {
   std::unique_ptr<common::IoRunner> control_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::unique_ptr<bus::Producer> producer_;
+  std::unique_ptr<status_store::RedisStatusStore> store_;
   std::vector<std::unique_ptr<Node>> nodes_;
 };
 
