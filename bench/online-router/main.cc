@@ -1,0 +1,321 @@
+// bench_online_router: preloads N PushRequests for online devices into an
+// in-process Kafka mock cluster, registers the devices in a local Redis, runs
+// the online router over them and prints routed messages per second.
+//
+//   bench_online_router [--messages 200000] [--devices 10000] [--nodes 4]
+//                       [--batch 1000] [--in-flight 8] [--threads 2] [--ttl 3600]
+//                       [--redis redis://host:port] [--no-counters]
+//
+// Without --redis a private redis-server is started on a free port. The mock
+// cluster, the router and the preloading producer share this process; Redis
+// and the mock share the machine with it, so the figure is a lower bound for
+// a router with its own cores.
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/bus/kafka.h"
+#include "common/bus/mock_cluster.h"
+#include "common/log.h"
+#include "common/service.h"
+#include "online_router/router.h"
+#include "online_router/routing.h"
+#include "proto/bus.pb.h"
+#include "status_store/redis_status_store.h"
+
+extern char** environ;
+
+namespace {
+
+namespace asio = boost::asio;
+namespace ss = pushgw::status_store;
+namespace orr = pushgw::online_router;
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+struct Options {
+  int messages = 200'000;
+  int devices = 10'000;
+  int nodes = 4;
+  int partitions = 4;
+  uint32_t batch = 1000;
+  uint32_t in_flight = 8;
+  unsigned threads = 2;
+  uint32_t ttl = 3600;
+  std::string redis;
+  bool counters = true;
+};
+
+// A private redis-server on a free loopback port, stopped on destruction.
+class SpawnedRedis {
+ public:
+  SpawnedRedis() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ::close(fd);
+      throw std::runtime_error("no free port");
+    }
+    port_ = ntohs(a.sin_port);
+    ::close(fd);
+    std::vector<std::string> argv = {
+        "redis-server", "--port", std::to_string(port_), "--bind",   "127.0.0.1", "--save", "",
+        "--appendonly", "no",     "--logfile",           "/dev/null"};
+    std::vector<char*> args;
+    for (auto& x : argv) args.push_back(x.data());
+    args.push_back(nullptr);
+    if (posix_spawnp(&pid_, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
+      throw std::runtime_error("cannot start redis-server");
+    }
+  }
+  ~SpawnedRedis() {
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+  }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+double cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+uint64_t now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+template <class T>
+T run(pushgw::common::IoRunner& io, asio::awaitable<T> aw) {
+  return asio::co_spawn(io.executor(), std::move(aw), asio::use_future).get();
+}
+
+asio::awaitable<int> register_all(ss::RedisStatusStore* store, Options opt) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  for (int i = 0; !co_await store->ping(); ++i) {
+    if (i == 200) co_return -1;
+    t.expires_after(25ms);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  for (int n = 0; n < opt.nodes; ++n) {
+    ss::NodeInfo node;
+    node.node_id = "node-" + std::to_string(n);
+    if (auto r = co_await store->upsert_node(node, std::chrono::hours(1)); !r) co_return 1;
+  }
+  // Registration is one script call each: several in flight hide the round trips.
+  int failures = 0;
+  for (int i = 0; i < opt.devices; ++i) {
+    ss::DeviceRegistration reg;
+    reg.app_id = "bench";
+    reg.device_id = "dev-" + std::to_string(i);
+    reg.node_id = "node-" + std::to_string(i % opt.nodes);
+    reg.session_id = "s" + std::to_string(i);
+    reg.platform = "android";
+    reg.connected_at_ms = now_ms();
+    auto r = co_await store->register_device(std::move(reg), std::chrono::hours(1));
+    if (!r) ++failures;
+  }
+  co_return failures;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App app{"online router throughput: routed msg/s against local Redis and the Kafka mock"};
+  app.add_option("--messages", opt.messages, "push requests preloaded")->capture_default_str();
+  app.add_option("--devices", opt.devices, "online devices (registered in Redis)")
+      ->capture_default_str();
+  app.add_option("--nodes", opt.nodes, "connection nodes the devices are spread over")
+      ->capture_default_str();
+  app.add_option("--partitions", opt.partitions, "partitions of the input and output topics")
+      ->capture_default_str();
+  app.add_option("--batch", opt.batch, "router batch_size")->capture_default_str();
+  app.add_option("--in-flight", opt.in_flight, "router max_in_flight")->capture_default_str();
+  app.add_option("--threads", opt.threads, "router io threads")->capture_default_str();
+  app.add_option("--ttl", opt.ttl, "ttl_s of the requests (> 0: also a pushgw.offline record)")
+      ->capture_default_str();
+  app.add_option("--redis", opt.redis, "use this Redis instead of a private redis-server");
+  bool no_counters = false;
+  app.add_flag("--no-counters", no_counters, "disable the per-message counters");
+  CLI11_PARSE(app, argc, argv);
+  opt.counters = !no_counters;
+  pushgw::common::LogConfig lc;
+  lc.level = "warn";
+  pushgw::common::setup_logging(lc);
+
+  std::unique_ptr<SpawnedRedis> own_redis;
+  if (opt.redis.empty()) {
+    own_redis = std::make_unique<SpawnedRedis>();
+    opt.redis = own_redis->url();
+  }
+  auto cluster = pushgw::bus::MockCluster::start(1);
+  if (!cluster) {
+    std::fprintf(stderr, "mock cluster: %s\n", cluster.error().message().c_str());
+    return 1;
+  }
+  auto& mock = **cluster;
+  for (auto t : {orr::push_topic(orr::TrafficClass::kNormal),
+                 orr::fanout_topic(orr::TrafficClass::kNormal), std::string(orr::kOfflineTopic)}) {
+    if (!mock.create_topic(t, opt.partitions)) return 1;
+  }
+  for (int n = 0; n < opt.nodes; ++n) {
+    if (!mock.create_topic(orr::deliver_topic("node-" + std::to_string(n)), opt.partitions)) {
+      return 1;
+    }
+  }
+
+  pushgw::common::IoRunner io(opt.threads);
+  auto work = asio::make_work_guard(io.context());
+  io.start();
+  ss::RedisStatusStoreOptions so;
+  so.key_prefix = "bench" + std::to_string(::getpid());
+  auto store = ss::make_redis_status_store(io.executor(), opt.redis, so);
+  if (!store) {
+    std::fprintf(stderr, "redis %s: %s\n", opt.redis.c_str(), store.error().message().c_str());
+    return 1;
+  }
+  auto t_reg = SteadyClock::now();
+  if (int failed = run(io, register_all(store->get(), opt)); failed != 0) {
+    std::fprintf(stderr, "%d registrations failed\n", failed);
+    return 1;
+  }
+  const double reg_s = std::chrono::duration<double>(SteadyClock::now() - t_reg).count();
+
+  // Preload.
+  pushgw::bus::ProducerConfig pc;
+  pc.kafka.bootstrap_servers = mock.bootstrap_servers();
+  pc.kafka.client_id = "bench-preload";
+  pc.linger = 5ms;
+  pc.max_queue_messages = 1'000'000;
+  auto producer = pushgw::bus::make_kafka_producer(pc);
+  auto t_load = SteadyClock::now();
+  const uint64_t created = now_ms();
+  constexpr int kChunk = 20'000;
+  for (int base = 0; base < opt.messages; base += kChunk) {
+    std::vector<pushgw::bus::OutRecord> records;
+    for (int i = base; i < std::min(opt.messages, base + kChunk); ++i) {
+      pushgw::bus::v1::PushRequest r;
+      r.set_schema_version(1);
+      r.set_message_id("msg-" + std::to_string(i));
+      r.set_app_id("bench");
+      r.set_device_id("dev-" + std::to_string(i % opt.devices));
+      r.set_payload(std::string(64, 'x'));
+      r.set_ttl_s(opt.ttl);
+      r.set_created_ms(created);
+      r.set_expires_ms(created + uint64_t{opt.ttl} * 1000 + 3'600'000);
+      pushgw::bus::OutRecord o;
+      o.topic = orr::push_topic(orr::TrafficClass::kNormal);
+      o.key = orr::device_key(r.app_id(), r.device_id());
+      o.value = r.SerializeAsString();
+      records.push_back(std::move(o));
+    }
+    auto results = run(io, producer->produce_batch(std::move(records)));
+    for (const auto& d : results) {
+      if (!d) {
+        std::fprintf(stderr, "preload: %s\n", d.error().message().c_str());
+        return 1;
+      }
+    }
+  }
+  producer->close(5s);
+  const double load_s = std::chrono::duration<double>(SteadyClock::now() - t_load).count();
+
+  orr::RouterConfig cfg;
+  cfg.threads = opt.threads;
+  cfg.batch_size = opt.batch;
+  cfg.max_in_flight = opt.in_flight;
+  cfg.redis_url = opt.redis;
+  cfg.redis_key_prefix = so.key_prefix;
+  cfg.counters = opt.counters;
+  cfg.kafka.bootstrap = mock.bootstrap_servers();
+  cfg.kafka.session_timeout = 6s;
+  cfg.kafka.heartbeat_interval = 1s;
+  cfg.kafka.max_buffered = 50'000;
+  cfg.kafka.ensure_topics_timeout = 2s;
+  cfg.admin.port = 0;
+  cfg.validate();
+  orr::Router router(io.executor(), cfg);
+  if (auto r = router.start(); !r) {
+    std::fprintf(stderr, "router: %s\n", r.error().message().c_str());
+    return 1;
+  }
+  // Time from the first consumed record to the last one processed (group
+  // join excluded).
+  const auto deadline = SteadyClock::now() + 300s;
+  while (router.stats().consumed == 0 && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  const auto t0 = SteadyClock::now();
+  const double cpu0 = cpu_seconds();
+  while (router.stats().completed < static_cast<uint64_t>(opt.messages) &&
+         SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  const double cpu = cpu_seconds() - cpu0;
+  const auto s = router.stats();
+  router.stop();
+  io.stop();
+  io.join();
+
+  std::printf(
+      "online-router bench: %d messages, %d online devices on %d nodes, batch %u, "
+      "in-flight %u, threads %u, ttl %u, counters %s\n",
+      opt.messages, opt.devices, opt.nodes, opt.batch, opt.in_flight, opt.threads, opt.ttl,
+      opt.counters ? "on" : "off");
+  std::printf("  setup: registered in %.2f s, preloaded in %.2f s\n", reg_s, load_s);
+  std::printf("| %-12s | %-10s | %-12s | %-14s | %-10s | %-14s |\n", "routed", "seconds",
+              "routed msg/s", "records out/s", "batches", "process CPU s");
+  std::printf("| %-12llu | %-10.2f | %-12.0f | %-14.0f | %-10llu | %-14.2f |\n",
+              static_cast<unsigned long long>(s.completed), secs,
+              static_cast<double>(s.completed) / secs,
+              static_cast<double>(s.online + s.stored) / secs,
+              static_cast<unsigned long long>(s.batches), cpu);
+  std::printf(
+      "  outcomes: online %llu, stored %llu, expired %llu, unknown node %llu, retries "
+      "%llu/%llu (produce/store)\n",
+      static_cast<unsigned long long>(s.online), static_cast<unsigned long long>(s.stored),
+      static_cast<unsigned long long>(s.expired), static_cast<unsigned long long>(s.unknown_node),
+      static_cast<unsigned long long>(s.produce_retries),
+      static_cast<unsigned long long>(s.store_retries));
+  if (s.completed < static_cast<uint64_t>(opt.messages)) {
+    std::fprintf(stderr, "timed out: %llu of %d routed\n",
+                 static_cast<unsigned long long>(s.completed), opt.messages);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,229 @@
+#include "online_router/routing.h"
+
+#include <algorithm>
+
+#include "status_store/redis_keys.h"
+
+namespace pushgw::online_router {
+
+namespace v1 = pushgw::v1;
+using bus::v1::DeliveryRecord;
+using bus::v1::PushRequest;
+
+namespace {
+
+constexpr std::size_t kMaxTopicName = 249;
+constexpr std::string_view kDeliverPrefix = "pushgw.deliver.";
+
+v1::TrafficClass wire_class(TrafficClass c) {
+  return c == TrafficClass::kMarketing ? v1::MARKETING : v1::NORMAL;
+}
+
+}  // namespace
+
+std::string push_topic(TrafficClass c) { return "pushgw.push." + std::string(class_name(c)); }
+
+std::string fanout_topic(TrafficClass c) { return "pushgw.fanout." + std::string(class_name(c)); }
+
+std::string deliver_topic(std::string_view node_id) {
+  std::string t;
+  t.reserve(kDeliverPrefix.size() + node_id.size());
+  t.append(kDeliverPrefix).append(node_id);
+  return t;
+}
+
+bool valid_node_topic(std::string_view node_id) {
+  if (node_id.empty() || kDeliverPrefix.size() + node_id.size() > kMaxTopicName) return false;
+  return std::all_of(node_id.begin(), node_id.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == '-';
+  });
+}
+
+std::string device_key(std::string_view app_id, std::string_view device_id) {
+  std::string k;
+  k.reserve(app_id.size() + 1 + device_id.size());
+  k.append(app_id).push_back('/');
+  k.append(device_id);
+  return k;
+}
+
+std::string_view bad_reason_name(BadReason r) noexcept {
+  switch (r) {
+    case BadReason::kUndecodable:
+      return "undecodable";
+    case BadReason::kSchemaVersion:
+      return "schema_version";
+    case BadReason::kInvalid:
+      return "invalid";
+  }
+  return "invalid";
+}
+
+std::variant<Decoded, BadReason> decode_request(std::string_view value) {
+  Decoded d;
+  if (!d.request.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return BadReason::kUndecodable;
+  }
+  const PushRequest& r = d.request;
+  if (r.schema_version() > kSchemaVersion) return BadReason::kSchemaVersion;
+  if (!status_store::validate_id(r.message_id()) || !status_store::validate_app_id(r.app_id())) {
+    return BadReason::kInvalid;
+  }
+  const int targets =
+      (r.device_id().empty() ? 0 : 1) + (r.topic().empty() ? 0 : 1) + (r.broadcast() ? 1 : 0);
+  if (targets != 1) return BadReason::kInvalid;
+  if (!r.device_id().empty()) {
+    if (!status_store::validate_id(r.device_id())) return BadReason::kInvalid;
+    d.kind = TargetKind::kDevice;
+  } else if (!r.topic().empty()) {
+    if (!status_store::validate_id(r.topic())) return BadReason::kInvalid;
+    d.kind = TargetKind::kTopic;
+  } else {
+    d.kind = TargetKind::kBroadcast;
+  }
+  return d;
+}
+
+uint64_t expires_at_ms(const PushRequest& r) {
+  if (r.expires_ms() != 0) return r.expires_ms();
+  return r.created_ms() + uint64_t{r.ttl_s()} * 1000;
+}
+
+bool is_expired(const PushRequest& r, uint64_t now_ms) {
+  if (r.ttl_s() == 0) return false;
+  return now_ms > expires_at_ms(r);
+}
+
+UnicastPlan plan_unicast(const PushRequest& r, bool online, bool node_live, uint64_t now_ms) {
+  UnicastPlan p;
+  if (is_expired(r, now_ms)) {
+    p.expired = true;
+    return p;
+  }
+  p.live = online && node_live;
+  p.unknown_node = online && !node_live;
+  p.store = r.ttl_s() > 0;
+  p.expired = !p.live && !p.store;
+  return p;
+}
+
+v1::Push make_push(const PushRequest& r, uint64_t seq, TrafficClass c) {
+  v1::Push p;
+  p.set_message_id(r.message_id());
+  p.set_seq(seq);
+  p.set_payload(r.payload());
+  p.set_traffic_class(wire_class(c));
+  if (!r.topic().empty()) p.set_topic(r.topic());
+  if (!r.collapse_key().empty()) p.set_collapse_key(r.collapse_key());
+  p.set_created_ms(r.created_ms());
+  p.set_expires_ms(expires_at_ms(r));
+  p.set_ack_required(r.ttl_s() > 0);
+  return p;
+}
+
+UnicastRecords unicast_records(const PushRequest& r, uint64_t seq,
+                               std::optional<std::string_view> node_id, uint64_t epoch, bool store,
+                               TrafficClass c) {
+  UnicastRecords out;
+  if (!node_id && !store) return out;
+  DeliveryRecord dr;
+  dr.set_schema_version(kSchemaVersion);
+  dr.set_app_id(r.app_id());
+  dr.set_device_id(r.device_id());
+  *dr.mutable_push() = make_push(r, seq, c);
+  dr.set_epoch(epoch);
+  std::string key = device_key(r.app_id(), r.device_id());
+  if (node_id) {
+    dr.set_node_id(std::string(*node_id));
+    bus::OutRecord rec;
+    rec.topic = deliver_topic(*node_id);
+    rec.key = key;
+    rec.value = dr.SerializeAsString();
+    out.deliver = std::move(rec);
+    dr.clear_node_id();
+  }
+  if (store) {
+    bus::OutRecord rec;
+    rec.topic = std::string(kOfflineTopic);
+    rec.key = std::move(key);
+    rec.value = dr.SerializeAsString();
+    out.offline = std::move(rec);
+  }
+  return out;
+}
+
+bus::OutRecord fanout_record(const PushRequest& r, std::string_view node_id, TrafficClass c) {
+  DeliveryRecord dr;
+  dr.set_schema_version(kSchemaVersion);
+  dr.set_app_id(r.app_id());
+  if (r.broadcast()) {
+    dr.set_broadcast(true);
+  } else {
+    dr.set_topic(r.topic());
+  }
+  *dr.mutable_push() = make_push(r, 0, c);
+  dr.set_node_id(std::string(node_id));
+  bus::OutRecord rec;
+  rec.topic = deliver_topic(node_id);
+  rec.key = r.broadcast() ? r.message_id() : r.topic();
+  rec.value = dr.SerializeAsString();
+  return rec;
+}
+
+void NodeView::update(std::vector<std::string> nodes, uint64_t read_at_ms) {
+  list_ = std::move(nodes);
+  set_.clear();
+  set_.insert(list_.begin(), list_.end());
+  read_at_ms_ = read_at_ms;
+}
+
+bool NodeView::fresh(uint64_t now_ms, std::chrono::milliseconds max_age) const {
+  if (!read_at_ms_) return false;
+  const uint64_t age = now_ms > *read_at_ms_ ? now_ms - *read_at_ms_ : 0;
+  return age <= static_cast<uint64_t>(max_age.count());
+}
+
+NodeView::Liveness NodeView::check(std::string_view node_id, uint64_t connected_at_ms) const {
+  if (!read_at_ms_) return Liveness::kUnknown;
+  if (set_.count(std::string(node_id)) != 0) return Liveness::kLive;
+  if (connected_at_ms <= UINT64_MAX - kClockSlack &&
+      *read_at_ms_ >= connected_at_ms + kClockSlack) {
+    return Liveness::kDead;
+  }
+  return Liveness::kUnknown;
+}
+
+void CounterBatch::add(const std::string& message_id, uint64_t expires_ms, int64_t routed,
+                       int64_t stored, int64_t expired) {
+  auto [it, inserted] = counts_.try_emplace(message_id);
+  if (inserted) order_.push_back(message_id);
+  Counts& c = it->second;
+  c.routed += routed;
+  c.stored += stored;
+  c.expired += expired;
+  c.expires_ms = std::max(c.expires_ms, expires_ms);
+}
+
+std::vector<status_store::CounterUpdate> CounterBatch::updates(uint64_t now_ms,
+                                                               std::chrono::seconds min_ttl) const {
+  std::vector<status_store::CounterUpdate> out;
+  out.reserve(order_.size());
+  const auto min_ms = std::chrono::duration_cast<std::chrono::milliseconds>(min_ttl);
+  for (const auto& id : order_) {
+    const Counts& c = counts_.at(id);
+    status_store::CounterUpdate u;
+    u.message_id = id;
+    if (c.routed != 0) u.deltas.emplace_back("routed", c.routed);
+    if (c.stored != 0) u.deltas.emplace_back("stored", c.stored);
+    if (c.expired != 0) u.deltas.emplace_back("expired", c.expired);
+    if (u.deltas.empty()) continue;
+    const auto left = std::chrono::milliseconds(
+        c.expires_ms > now_ms ? static_cast<int64_t>(c.expires_ms - now_ms) : 0);
+    u.ttl = std::max(min_ms, left);
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+}  // namespace pushgw::online_router
