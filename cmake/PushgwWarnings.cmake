@@ -7,7 +7,8 @@ endif()
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   # GCC 12 emits false positives in Boost/Asio coroutine code at -O2.
   target_compile_options(pushgw_options INTERFACE -Wno-maybe-uninitialized -Wno-dangling-pointer
-                                                  -Wno-array-bounds -Wno-stringop-overflow)
+                                                  -Wno-array-bounds -Wno-stringop-overflow
+                                                  -Wno-mismatched-new-delete)
 endif()
 if(PUSHGW_SANITIZE)
   target_compile_options(pushgw_options INTERFACE -fsanitize=${PUSHGW_SANITIZE} -fno-omit-frame-pointer
