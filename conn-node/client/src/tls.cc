@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
 #include <cstdint>
@@ -81,9 +82,13 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
   }
   impl->received.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(impl->mu);
-  SSL_SESSION*& slot = impl->sessions[*key];
-  if (slot != nullptr) SSL_SESSION_free(slot);
-  slot = session;  // we keep OpenSSL's reference
+  auto& unused = impl->sessions[*key].unused;
+  unused.push_back(session);  // we keep OpenSSL's reference
+  const size_t cap = std::max<size_t>(1, impl->options.max_sessions_per_server);
+  if (unused.size() > cap) {
+    for (size_t i = 0; i < unused.size() - cap; ++i) SSL_SESSION_free(unused[i]);
+    unused.erase(unused.begin(), unused.begin() + static_cast<long>(unused.size() - cap));
+  }
   return 1;
 }
 
@@ -94,10 +99,36 @@ boost::system::error_code last_ssl_error(errc fallback) {
   return {static_cast<int>(e), boost::asio::error::get_ssl_category()};
 }
 
+void free_all(std::unordered_map<std::string, ClientTls::Impl::Sessions>& sessions) {
+  for (auto& [key, s] : sessions) {
+    for (SSL_SESSION* u : s.unused) SSL_SESSION_free(u);
+    if (s.last != nullptr) SSL_SESSION_free(s.last);
+  }
+  sessions.clear();
+}
+
+/// A copy of the session to offer next for `key` (nullptr: none), under the
+/// cache lock. Copies, because OpenSSL marks the session object a TLS 1.3
+/// link resumed with as not resumable.
+SSL_SESSION* take_session(ClientTls::Impl& impl, const std::string& key) {
+  std::lock_guard lock(impl.mu);
+  const auto it = impl.sessions.find(key);
+  if (it == impl.sessions.end()) return nullptr;
+  auto& s = it->second;
+  if (!s.unused.empty()) {
+    if (s.last != nullptr) SSL_SESSION_free(s.last);
+    s.last = s.unused.back();
+    s.unused.pop_back();
+  } else if (!impl.options.reuse_sessions) {
+    return nullptr;
+  }
+  return s.last != nullptr ? SSL_SESSION_dup(s.last) : nullptr;
+}
+
 }  // namespace
 
 ClientTls::Impl::~Impl() {
-  for (auto& [key, session] : sessions) SSL_SESSION_free(session);
+  free_all(sessions);
   if (ctx != nullptr) SSL_CTX_free(ctx);
 }
 
@@ -141,7 +172,9 @@ const TlsOptions& ClientTls::options() const noexcept { return impl_->options; }
 
 size_t ClientTls::cached_sessions() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->sessions.size();
+  size_t n = 0;
+  for (const auto& [key, s] : impl_->sessions) n += s.unused.size() + (s.last != nullptr ? 1 : 0);
+  return n;
 }
 
 uint64_t ClientTls::sessions_received() const noexcept {
@@ -150,8 +183,7 @@ uint64_t ClientTls::sessions_received() const noexcept {
 
 void ClientTls::clear_sessions() {
   std::lock_guard lock(impl_->mu);
-  for (auto& [key, session] : impl_->sessions) SSL_SESSION_free(session);
-  impl_->sessions.clear();
+  free_all(impl_->sessions);
 }
 
 namespace detail {
@@ -192,9 +224,10 @@ SSL* new_client_ssl(ClientTls& tls, int fd, const std::string& host, const std::
     return nullptr;
   }
   if (impl.options.resume_sessions) {
-    std::lock_guard lock(impl.mu);
-    const auto it = impl.sessions.find(*session_key);
-    if (it != impl.sessions.end()) SSL_set_session(ssl, it->second);
+    if (SSL_SESSION* offer = take_session(impl, *session_key)) {
+      SSL_set_session(ssl, offer);
+      SSL_SESSION_free(offer);  // the SSL holds its own reference
+    }
   }
   return ssl;
 }

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "pushgw_client/tls.h"
 
@@ -21,7 +22,13 @@ struct ClientTls::Impl {
   SSL_CTX* ctx = nullptr;
   TlsOptions options;
   mutable std::mutex mu;
-  std::unordered_map<std::string, SSL_SESSION*> sessions;  // owned references
+  /// Sessions of one server. Owned references; none of them is ever given to
+  /// an SSL (links get copies), so OpenSSL never marks them used.
+  struct Sessions {
+    std::vector<SSL_SESSION*> unused;  // oldest first
+    SSL_SESSION* last = nullptr;       // the most recently offered one
+  };
+  std::unordered_map<std::string, Sessions> sessions;
   std::atomic<uint64_t> received{0};
 };
 
@@ -30,7 +37,7 @@ namespace detail {
 /// A client SSL for a connected non-blocking socket `fd` (read and written
 /// through send/recv with MSG_NOSIGNAL; the fd stays owned by the caller),
 /// verifying and naming `host` (or TlsOptions::server_name), offering the
-/// cached session of `*session_key`. The key is stored in the SSL and must
+/// next cached session of `*session_key`. The key is stored in the SSL and must
 /// outlive it; new sessions are cached under it. nullptr and `ec` on failure.
 SSL* new_client_ssl(ClientTls& tls, int fd, const std::string& host, const std::string* session_key,
                     boost::system::error_code& ec);

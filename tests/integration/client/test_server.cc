@@ -404,6 +404,7 @@ struct AcceptLoop {
       auto [ec, socket] = co_await impl->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
       boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       const auto remote = socket.remote_endpoint(ignored);
       {
         std::lock_guard lock(*mu);

@@ -5,10 +5,13 @@
 ///
 /// Resumption: the context asks OpenSSL to hand every new session (TLS 1.3
 /// tickets arrive after the handshake, while the link reads; TLS 1.2 tickets
-/// during it) to a callback that keeps the newest resumable session per
-/// (server name, host:port). The next Link::connect to that key offers it.
-/// One session is kept per key and may be offered by many links at once
-/// (what a load generator wants); it is replaced by every newer ticket.
+/// during it) to a callback that keeps them per (server name, host:port).
+/// Each Link::connect to that key offers the newest unused session (tickets
+/// are single-use, as RFC 8446 advises and OpenSSL enforces on the session
+/// object it resumed). When none is left, it offers a copy of the last one
+/// again (reuse_sessions), so a burst of links that have not read their own
+/// tickets yet still resumes against servers that accept ticket reuse
+/// (stateless tickets do).
 ///
 /// Thread-safety: a ClientTls may be shared by links on any number of
 /// threads (the cache is guarded by a mutex). Lifetime: hold it in a
@@ -35,6 +38,11 @@ struct TlsOptions {
   std::string server_name;
   /// Keep and offer sessions for resumption (off = every handshake is full).
   bool resume_sessions = true;
+  /// Unused sessions kept per server (newest first; older ones are dropped).
+  size_t max_sessions_per_server = 64;
+  /// When no unused session is left, offer the last one again (off: only
+  /// unused tickets are offered, like clients that never reuse one).
+  bool reuse_sessions = true;
   /// Highest version offered; kTls12 forces TLS 1.2 (tests of the server).
   TlsVersion max_version = TlsVersion::kTls13;
 };
@@ -51,7 +59,7 @@ class ClientTls {
 
   const TlsOptions& options() const noexcept;
 
-  /// Number of keys that currently hold a session.
+  /// Sessions held: unused ones plus the last offered one of each server.
   size_t cached_sessions() const;
   /// Sessions (tickets) handed over by OpenSSL since creation.
   uint64_t sessions_received() const noexcept;
