@@ -189,6 +189,10 @@ class DeviceCache {
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->second;
   }
+  void clear() {
+    map_.clear();
+    lru_.clear();
+  }
   void put(const std::string& prefix, const CachedDevice& d) {
     auto it = map_.find(prefix);
     if (it != map_.end()) {
@@ -589,6 +593,7 @@ class RocksStore final : public MessageStore {
   ~RocksStore() override { (void)close(); }
 
   result<void> open(const std::filesystem::path& dir) {
+    dir_ = dir;
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) {
@@ -611,11 +616,11 @@ class RocksStore final : public MessageStore {
     table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    if (options_.faults) {
+    if (options_.faults && !env_) {
       env_ = rocksdb::NewCompositeEnv(
           std::make_shared<FaultFs>(rocksdb::FileSystem::Default(), options_.faults));
-      o.env = env_.get();
     }
+    if (env_) o.env = env_.get();
     rocksdb::DB* raw = nullptr;
     auto s = rocksdb::DB::Open(o, dir.string(), &raw);
     if (!s.ok()) return map_status(s);
@@ -627,15 +632,11 @@ class RocksStore final : public MessageStore {
                             std::span<const AckRequest> acks,
                             const WriteOptions& options) override {
     std::lock_guard write_lock(write_mu_);
+    if (failed_.load()) {
+      if (auto r = recover(); !r) return r.error();
+    }
     std::shared_lock life(life_mu_);
     if (!db_) return store_errc::closed;
-    if (needs_resume_) {
-      // A failed write left RocksDB in its background-error state: try to
-      // leave it (flushes and reopens the WAL); fails while the disk does.
-      auto s = db_->Resume();
-      if (!s.ok()) return map_status(s);
-      needs_resume_ = false;
-    }
     BatchWriter batch(db_.get(), cache_, settings_, clock_.now_ms());
     ApplyResult& out = batch.result();
     out.store.outcomes.reserve(stores.size());
@@ -653,7 +654,7 @@ class RocksStore final : public MessageStore {
       s = db_->SyncWAL();
     }
     if (!s.ok()) {
-      needs_resume_ = true;
+      failed_.store(true);
       return map_status(s);
     }
     batch.commit_cache();
@@ -748,6 +749,7 @@ class RocksStore final : public MessageStore {
   result<void> sync_wal() override {
     std::shared_lock life(life_mu_);
     if (!db_) return store_errc::closed;
+    if (failed_.load()) return store_errc::no_space;  // the WAL writer saw the error
     auto s = db_->SyncWAL();
     if (!s.ok()) return map_status(s);
     return {};
@@ -756,6 +758,7 @@ class RocksStore final : public MessageStore {
   result<void> flush() override {
     std::shared_lock life(life_mu_);
     if (!db_) return store_errc::closed;
+    if (failed_.load()) return store_errc::no_space;
     auto s = db_->Flush(rocksdb::FlushOptions());
     if (!s.ok()) return map_status(s);
     return {};
@@ -774,20 +777,66 @@ class RocksStore final : public MessageStore {
   result<void> close() override {
     std::lock_guard write_lock(write_mu_);
     std::unique_lock life(life_mu_);
-    if (!db_) return {};
+    if (!db_) {
+      failed_.store(false);
+      return {};
+    }
     rocksdb::Status first;
     // The WAL already holds everything; flushing only shortens the next
-    // recovery, and fails harmlessly on a full disk.
-    (void)db_->Flush(rocksdb::FlushOptions());
-    first = db_->SyncWAL();
+    // recovery. After a failed write the WAL writer must not be touched again
+    // (RocksDB asserts on it), so a failed store closes without either.
+    if (!failed_.load()) {
+      (void)db_->Flush(rocksdb::FlushOptions());
+      first = db_->SyncWAL();
+    }
     auto s = db_->Close();
     if (first.ok()) first = s;
     db_.reset();
+    failed_.store(false);
     if (!first.ok()) return map_status(first);
     return {};
   }
 
  private:
+  // Leaves the state a failed write put the database in, once the disk takes
+  // writes again. Called with write_mu_ held. Resume() cannot leave every
+  // such state (a WAL writer that saw the error stays failed), so when it
+  // refuses, the database is closed and opened again: WAL replay restores
+  // every write that was acknowledged, and the failed one was not.
+  result<void> recover() {
+    std::unique_lock life(life_mu_);
+    if (!db_ && dir_.empty()) return store_errc::closed;
+    if (!disk_writable()) return store_errc::no_space;
+    if (db_) {
+      auto s = db_->Resume();
+      if (s.ok()) {
+        failed_.store(false);
+        return {};
+      }
+      (void)db_->Close();
+      db_.reset();
+    }
+    cache_.clear();
+    if (auto r = open(dir_); !r) return r.error();  // db_ stays null; the next write retries
+    failed_.store(false);
+    return {};
+  }
+
+  // Writes and syncs a small probe file beside the database, through the same
+  // file system the database uses.
+  bool disk_writable() {
+    const auto& fs = env_ ? env_->GetFileSystem() : rocksdb::FileSystem::Default();
+    const std::string path = (dir_ / ".space-probe").string();
+    rocksdb::IOOptions io;
+    std::unique_ptr<rocksdb::FSWritableFile> f;
+    if (!fs->NewWritableFile(path, rocksdb::FileOptions(), &f, nullptr).ok()) return false;
+    const std::string block(64 * 1024, '\0');
+    bool ok = f->Append(block, io, nullptr).ok() && f->Fsync(io, nullptr).ok();
+    ok = f->Close(io, nullptr).ok() && ok;
+    (void)fs->DeleteFile(path, io, nullptr);
+    return ok;
+  }
+
   result<keys::DeviceState> load_state(const std::string& prefix) {
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), keys::state_key(prefix), &v);
@@ -822,7 +871,8 @@ class RocksStore final : public MessageStore {
   std::mutex write_mu_;
   DeviceCache cache_;  // under write_mu_
   std::shared_mutex life_mu_;
-  bool needs_resume_ = false;
+  std::atomic<bool> failed_{false};  // a write failed; recover() before the next one
+  std::filesystem::path dir_;
   std::unique_ptr<rocksdb::DB> db_;
 };
 
