@@ -808,10 +808,22 @@ class RocksStore final : public MessageStore {
     if (!db_ && dir_.empty()) return store_errc::closed;
     if (!disk_writable()) return store_errc::no_space;
     if (db_) {
-      auto s = db_->Resume();
-      if (s.ok()) {
-        failed_.store(false);
-        return {};
+      // Resume() gets rid of the failed WAL writer only by flushing the
+      // memtable (which switches to a new WAL); with nothing in the memtable
+      // it skips the flush, reports success, and the next write hits the
+      // old writer (an assertion in RocksDB 7.8). Then reopen instead.
+      uint64_t active = 0;
+      uint64_t immutable = 0;
+      const bool has_data =
+          db_->GetIntProperty(rocksdb::DB::Properties::kNumEntriesActiveMemTable, &active) &&
+          db_->GetIntProperty(rocksdb::DB::Properties::kNumImmutableMemTable, &immutable) &&
+          active + immutable > 0;
+      if (has_data) {
+        auto s = db_->Resume();
+        if (s.ok()) {
+          failed_.store(false);
+          return {};
+        }
       }
       (void)db_->Close();
       db_.reset();

@@ -387,6 +387,35 @@ TEST_F(RocksStore, FullDiskFailsWritesAsValuesAndRecovers) {
   EXPECT_EQ(read_seqs("app", "dev"), (Seqs{1, 3}));
 }
 
+// The first write after open (empty memtable) fails: Resume() alone would
+// leave the failed WAL writer in place (RocksDB asserted on the next write).
+TEST_F(RocksStore, FullDiskOnTheFirstWriteAfterOpenRecovers) {
+  put({record("app", "dev", 1, later())});
+  ASSERT_TRUE(store_->close());
+  open();
+  faults_->fail_writes = true;
+  WriteOptions synced;
+  synced.sync = true;
+  synced.checkpoints.push_back({"cp", 7});
+  auto failed = store_->store(std::vector{record("app", "dev", 2, later())}, synced);
+  ASSERT_FALSE(failed);
+  faults_->fail_writes = false;
+  auto ok = store_->store(std::vector{record("app", "dev", 3, later())}, synced);
+  for (int i = 0; i < 200 && !ok && ok.error() == make_error_code(store_errc::busy); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ok = store_->store(std::vector{record("app", "dev", 3, later())}, synced);
+  }
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->outcomes, std::vector<O>{O::kStored});
+  EXPECT_EQ(read_seqs("app", "dev"), (Seqs{1, 3}));
+  ASSERT_TRUE(store_->close());
+  open();
+  EXPECT_EQ(read_seqs("app", "dev"), (Seqs{1, 3}));
+  auto cp = store_->checkpoint("cp");
+  ASSERT_TRUE(cp && *cp);
+  EXPECT_EQ(**cp, 7);
+}
+
 TEST(RocksStoreOpen, ErrorsAreValues) {
   testsupport::TempDir dir("msg-store-open");
   StoreOptions o;
