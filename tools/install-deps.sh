@@ -10,7 +10,7 @@ PKGS=(
   librdkafka-dev librocksdb-dev libhiredis-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-tools procps python3-yaml
+  redis-server redis-tools procps curl openssl python3-yaml
 )
 
 missing=()

@@ -562,8 +562,15 @@ class Bench {
         std::this_thread::sleep_for(200ms);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(o_.settle_ms));
-      auto conns = run_here(ioc, node_connections(&store, node_id), 10s);
-      res.node_connections = conns && *conns ? **conns : 0;
+      // The node publishes its link count with its lease refresh (every
+      // status.node_lease_s / 3): wait for it to catch up, a bounded while.
+      const auto registry_deadline = SteadyClock::now() + 20s;
+      for (;;) {
+        auto conns = run_here(ioc, node_connections(&store, node_id), 10s);
+        res.node_connections = conns && *conns ? **conns : 0;
+        if (res.node_connections >= res.links || SteadyClock::now() > registry_deadline) break;
+        std::this_thread::sleep_for(500ms);
+      }
       store.client().close();
     }
     res.rss_after_kib = vm_rss_kib(node.pid());

@@ -28,6 +28,7 @@
 #include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -38,6 +39,7 @@
 #include "common/bus/kafka.h"
 #include "common/bus/mock_cluster.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/service.h"
 #include "online_router/router.h"
 #include "online_router/routing.h"
@@ -268,7 +270,10 @@ int main(int argc, char** argv) {
   cfg.kafka.ensure_topics_timeout = 2s;
   cfg.admin.port = 0;
   cfg.validate();
-  orr::Router router(io.executor(), cfg);
+  auto metrics = std::make_shared<pushgw::common::Metrics>("bench_online_router");
+  orr::RouterOptions ro;
+  ro.metrics = metrics;
+  orr::Router router(io.executor(), cfg, ro);
   if (auto r = router.start(); !r) {
     std::fprintf(stderr, "router: %s\n", r.error().message().c_str());
     return 1;
@@ -288,6 +293,7 @@ int main(int argc, char** argv) {
   const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   const double cpu = cpu_seconds() - cpu0;
   const auto s = router.stats();
+  const std::string scrape = metrics->scrape();
   router.stop();
   io.stop();
   io.join();
@@ -312,6 +318,18 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(s.expired), static_cast<unsigned long long>(s.unknown_node),
       static_cast<unsigned long long>(s.produce_retries),
       static_cast<unsigned long long>(s.store_retries));
+  // Mean status store and produce time per batch, from the router's histograms.
+  auto value = [&scrape](const std::string& name) {
+    const auto at = scrape.find("\n" + name + "{");
+    if (at == std::string::npos) return 0.0;
+    const auto sp = scrape.find("} ", at);
+    return std::atof(scrape.c_str() + sp + 2);
+  };
+  const double batches = std::max(1.0, value("pushgw_router_lookup_seconds_count"));
+  std::printf("  per batch: status store %.2f ms, produce to last report %.2f ms\n",
+              1000 * value("pushgw_router_lookup_seconds_sum") / batches,
+              1000 * value("pushgw_router_produce_seconds_sum") /
+                  std::max(1.0, value("pushgw_router_produce_seconds_count")));
   if (s.completed < static_cast<uint64_t>(opt.messages)) {
     std::fprintf(stderr, "timed out: %llu of %d routed\n",
                  static_cast<unsigned long long>(s.completed), opt.messages);

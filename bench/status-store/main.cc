@@ -50,7 +50,12 @@ class SpawnedRedis {
     for (int attempt = 0; attempt < 20 && pid_ < 0; ++attempt) {
       port_ = static_cast<std::uint16_t>(std::uniform_int_distribution<int>(20000, 31999)(rng));
       if (!bindable(port_)) continue;
-      std::vector<std::string> argv = {"redis-server",
+      // setpriv: the server gets SIGKILL if the bench dies without cleaning up.
+      std::vector<std::string> argv = {"setpriv",
+                                       "--pdeathsig",
+                                       "KILL",
+                                       "--",
+                                       "redis-server",
                                        "--port",
                                        std::to_string(port_),
                                        "--bind",
@@ -67,7 +72,7 @@ class SpawnedRedis {
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
       pid_t pid = -1;
-      if (posix_spawnp(&pid, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
+      if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) {
         throw std::runtime_error("cannot start redis-server (is it installed?)");
       }
       pid_ = pid;
@@ -191,6 +196,10 @@ asio::awaitable<void> lookup_worker(ss::RedisStatusStore* store, int batch, int 
     auto r = co_await store->lookup("bench", ids);
     auto dt = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (!r || r->size() != ids.size() || !r->front()) {
+      if (!*errors) {
+        std::fprintf(stderr, "lookup failed: %s\n",
+                     !r ? r.error().message().c_str() : "device missing from the result");
+      }
       ++*errors;
       continue;
     }

@@ -44,6 +44,7 @@ constexpr std::array kConsumerManaged{
     Reserved{"heartbeat.interval.ms", "set ConsumerConfig::heartbeat_interval"},
     Reserved{"max.poll.interval.ms", "set ConsumerConfig::max_poll_interval"},
     Reserved{"auto.commit.interval.ms", "set ConsumerConfig::auto_commit_interval"},
+    Reserved{"fetch.wait.max.ms", "set ConsumerConfig::fetch_wait_max"},
 };
 
 template <std::size_t N>
@@ -118,6 +119,7 @@ Properties consumer_properties(const ConsumerConfig& cfg) {
   check_positive(cfg.heartbeat_interval, "consumer heartbeat_interval");
   check_positive(cfg.max_poll_interval, "consumer max_poll_interval");
   check_positive(cfg.auto_commit_interval, "consumer auto_commit_interval");
+  check_positive(cfg.fetch_wait_max, "consumer fetch_wait_max");
   if (cfg.max_buffered == 0) {
     throw ConfigError("consumer max_buffered: must be positive");
   }
@@ -133,6 +135,7 @@ Properties consumer_properties(const ConsumerConfig& cfg) {
       {"session.timeout.ms", ms(cfg.session_timeout)},
       {"heartbeat.interval.ms", ms(cfg.heartbeat_interval)},
       {"max.poll.interval.ms", ms(cfg.max_poll_interval)},
+      {"fetch.wait.max.ms", ms(cfg.fetch_wait_max)},
       // Incremental rebalancing: members keep the partitions they retain
       // (no stop-the-world), and sticky assignment moves as few partitions
       // (offline-router RocksDB instances) as possible. Overridable.

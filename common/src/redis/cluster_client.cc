@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <charconv>
@@ -79,7 +80,9 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
   std::shared_ptr<asio::steady_timer> refresh_done;
   std::chrono::steady_clock::time_point last_refresh{};
 
+  /// The connection to `ep`, created on first use; nullptr once closed.
   std::shared_ptr<ConnectionImpl> node(const Endpoint& ep) {
+    if (closed) return nullptr;
     auto key = ep.to_string();
     auto it = nodes.find(key);
     if (it != nodes.end()) return it->second;
@@ -124,6 +127,7 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
       if (port <= 0 || port > 65535) return false;
       ep.port = static_cast<std::uint16_t>(port);
       auto conn = node(ep);
+      if (!conn) return false;
       used.emplace(ep.to_string(), conn);
       for (auto s = lo; s <= hi; ++s) fresh[static_cast<std::size_t>(s)] = conn;
     }
@@ -180,7 +184,7 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
     }
     for (const auto& seed : self->cfg.nodes) {
       auto c = self->node(seed);
-      if (std::find(candidates.begin(), candidates.end(), c) == candidates.end()) {
+      if (c && std::find(candidates.begin(), candidates.end(), c) == candidates.end()) {
         candidates.push_back(c);
       }
     }
@@ -332,6 +336,10 @@ struct ClusterState : std::enable_shared_from_this<ClusterState> {
               continue;
             }
             auto conn = self->node(red->target);
+            if (!conn) {
+              results[i] = errc::shutting_down;
+              continue;
+            }
             if (moved) {
               self->metrics->moved();
               self->slots[red->slot] = conn;

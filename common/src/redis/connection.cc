@@ -112,7 +112,7 @@ asio::awaitable<std::vector<result<Reply>>> ConnectionImpl::wait(BatchPtr b) {
       }
       b->done = true;
       if (expired) {
-        if (auto conn = b->owner.lock()) conn->on_timeout(b->started);
+        if (auto conn = b->owner.lock()) conn->on_timeout(b->started, b->expected - b->received);
       }
     }
   }
@@ -143,14 +143,13 @@ void ConnectionImpl::on_reply(Reply r) {
       b->done = true;
       b->timer.cancel();
       metrics_->latency(std::chrono::steady_clock::now() - b->started);
-    } else {
-      metrics_->timeout(1);
     }
     inflight_.pop_front();
   }
 }
 
-void ConnectionImpl::on_timeout(std::chrono::steady_clock::time_point sent) {
+void ConnectionImpl::on_timeout(std::chrono::steady_clock::time_point sent, std::size_t commands) {
+  metrics_->timeout(commands);
   if (state_ != State::connected || !socket_ || last_read_ > sent) return;
   spdlog::warn("redis {}: no reply for {} ms; dropping the connection", endpoint_.to_string(),
                options_.request_timeout.count());

@@ -94,9 +94,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                           std::shared_ptr<Socket> sock, std::uint64_t gen);
 
   void on_reply(Reply r);
-  /// A request sent at `sent` timed out: if nothing at all was read since,
-  /// the connection is stalled (hung server, half-open TCP) and is reset.
-  void on_timeout(std::chrono::steady_clock::time_point sent);
+  /// A request sent at `sent` timed out with `commands` replies missing: if
+  /// nothing at all was read since, the connection is stalled (hung server,
+  /// half-open TCP) and is reset.
+  void on_timeout(std::chrono::steady_clock::time_point sent, std::size_t commands);
   void fail_all(errc code);
   void wake_writer();
   std::chrono::milliseconds next_backoff();

@@ -222,6 +222,12 @@ void RedisServer::launch() {
                  "nodes-" + std::to_string(port_) + ".conf", "--cluster-node-timeout", "2000"});
   }
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  // If the test process dies without running destructors (crash, ctest
+  // timeout), the server must not outlive it: setpriv (util-linux) sets
+  // PR_SET_PDEATHSIG and execs redis-server under the same pid.
+  if (::access("/usr/bin/setpriv", X_OK) == 0) {
+    argv.insert(argv.begin(), {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"});
+  }
   SpawnOptions so;
   so.stdout_path = dir_.file("redis.log").string();
   process_ = Process::spawn(argv, so);

@@ -70,6 +70,7 @@ TEST(BusConfig, ConsumerStoresOffsetsOnlyExplicitly) {
   EXPECT_EQ(value_of(p, "auto.commit.interval.ms"), "250");
   EXPECT_EQ(value_of(p, "group.id"), "g");
   EXPECT_EQ(value_of(p, "partition.assignment.strategy"), "cooperative-sticky");
+  EXPECT_EQ(value_of(p, "fetch.wait.max.ms"), "100");
   EXPECT_NO_THROW(check_consumer_config(cfg));
 }
 

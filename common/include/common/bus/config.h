@@ -76,6 +76,12 @@ struct ConsumerConfig {
   /// Records held between the poll thread and next_batch(); when full, the
   /// poll thread stops fetching until the caller takes a batch.
   std::size_t max_buffered = 10'000;
+  /// fetch.wait.max.ms: the longest a fetch waits at the broker for data.
+  /// A real broker answers as soon as data arrives (fetch.min.bytes = 1), so
+  /// this only bounds idle fetches; librdkafka's mock cluster (the dev
+  /// broker) holds every fetch the full time, so on one box it is a floor
+  /// under delivery latency per hop. librdkafka's default is 500.
+  std::chrono::milliseconds fetch_wait_max{100};
 };
 
 using Properties = std::vector<std::pair<std::string, std::string>>;

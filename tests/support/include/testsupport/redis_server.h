@@ -31,7 +31,9 @@ class RedisServer {
 
   /// Starts redis-server --port N --save '' --appendonly no in a temp dir and
   /// waits until PING answers (up to 10 s). Retries on another port if the
-  /// server fails to bind.
+  /// server fails to bind. The server gets SIGKILL if the thread that started
+  /// it exits (PR_SET_PDEATHSIG via setpriv), so a crashed or timed-out test
+  /// leaves no server behind: create fixtures on the test's main thread.
   RedisServer();
   explicit RedisServer(Options options);
   ~RedisServer();
