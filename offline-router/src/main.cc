@@ -8,6 +8,7 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/service.h"
+#include "offline_router/admin.h"
 #include "offline_router/config.h"
 #include "offline_router/router.h"
 
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
 
   pushgw::common::AdminServer admin(control.executor(), cfg->admin, metrics);
   admin.add_readiness_check("router", [&router] { return ready(&router); });
+  pushgw::offline_router::register_admin_endpoints(admin, router);
   if (auto r = admin.start(); !r) {
     log->critical("admin listener {}:{}: {}", cfg->admin.bind_address, cfg->admin.port,
                   r.error().message());

@@ -1,7 +1,7 @@
 // The offline router: consume loop, partition ownership, store work on the
 // pool, replay produce, offset marks. Everything below runs on Impl::strand_
 // unless noted; store calls run on Impl::pool_ (work) or Impl::lifecycle_
-// (opening and closing partition stores, serialized).
+// (opening and closing partition stores, one thread of its own).
 //
 // One batch is in flight at a time: the loop takes a batch, runs the store
 // work of every partition in it on the pool, produces the replays, and only
@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/crc.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -100,7 +101,7 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
                                   : std::make_shared<common::Metrics>("offline-router")),
         m_(metrics_->registry()),
         pool_(cfg_.store.pool_threads),
-        lifecycle_(asio::make_strand(pool_.get_executor())) {
+        lifecycle_(lifecycle_pool_.get_executor()) {
     ms::StoreOptions so;
     so.max_per_device = cfg_.store.max_per_device;
     so.max_collapsible_per_device = cfg_.store.max_collapsible_per_device;
@@ -160,6 +161,7 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
     }
     log()->info("input topics {}, {}, {}: {} partitions each", cfg_.kafka.offline_topic,
                 cfg_.kafka.presence_topic, cfg_.kafka.acks_topic, topics->front().partitions);
+    partition_count_ = topics->front().partitions;
 
     try {
       bus::ProducerConfig pc;
@@ -549,6 +551,29 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // ---- diagnostics (strand) -------------------------------------------------
+
+  static asio::awaitable<result<DeviceStored>> device_stored(std::shared_ptr<Impl> self,
+                                                             std::string app, std::string device) {
+    if (app.empty() || device.empty()) co_return result<DeviceStored>(errc::invalid_argument);
+    const int32_t n = self->partition_count_.load();
+    if (n <= 0) co_return result<DeviceStored>(errc::unavailable);
+    DeviceStored out;
+    out.partition = partition_of_key(device_key(app, device), n);
+    auto it = self->owned_.find(out.partition);
+    if (it == self->owned_.end() || !it->second->store) co_return out;
+    out.owned = true;
+    auto store = it->second->store;
+    std::function<result<ms::DeviceStats>()> task = [store, app, device] {
+      return store->device_stats(app, device);
+    };
+    auto figures = co_await on_executor<result<ms::DeviceStats>>(self->pool_.get_executor(),
+                                                                 std::move(task));
+    if (!figures) co_return result<DeviceStored>(figures.error());
+    out.stats = *figures;
+    co_return out;
+  }
+
   // ---- shutdown ---------------------------------------------------------------
 
   static asio::awaitable<void> shutdown(std::shared_ptr<Impl> self) {
@@ -577,6 +602,7 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
     if (producer_) producer_->close(milliseconds(1'000));
     stores_->close_all();
     pool_.join();
+    lifecycle_pool_.join();
   }
 
   bool ready() const {
@@ -602,13 +628,17 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<common::Metrics> metrics_;
   RouterMetrics m_;
   asio::thread_pool pool_;
-  asio::strand<asio::thread_pool::executor_type> lifecycle_;
+  // Opening a store may block for store.open_wait (its previous holder):
+  // on its own thread, so that the batch holding that store can finish.
+  asio::thread_pool lifecycle_pool_{1};
+  asio::thread_pool::executor_type lifecycle_;
   std::shared_ptr<ms::StoreSet> stores_;
   WorkContext ctx_;
   std::atomic<uint64_t> tracked_{0};
   std::unique_ptr<bus::Producer> producer_;
   std::unique_ptr<bus::Consumer> consumer_;
   std::map<int32_t, std::shared_ptr<PartitionState>> owned_;
+  std::atomic<int32_t> partition_count_{0};
   uint64_t gen_ = 0;
   std::vector<bus::Record> held_;
   std::shared_ptr<asio::steady_timer> done_timer_;
@@ -637,5 +667,19 @@ void OfflineRouter::stop() { impl_->stop_blocking(); }
 bool OfflineRouter::ready() const { return impl_->ready(); }
 
 RouterStats OfflineRouter::stats() const { return impl_->stats(); }
+
+asio::awaitable<result<DeviceStored>> OfflineRouter::device_stored(std::string app_id,
+                                                                  std::string device_id) {
+  co_return co_await asio::co_spawn(
+      impl_->strand_, Impl::device_stored(impl_, std::move(app_id), std::move(device_id)),
+      asio::use_awaitable);
+}
+
+int32_t partition_of_key(std::string_view key, int32_t partitions) {
+  if (partitions <= 0) return -1;
+  boost::crc_32_type crc;
+  crc.process_bytes(key.data(), key.size());
+  return static_cast<int32_t>(crc.checksum() % static_cast<uint32_t>(partitions));
+}
 
 }  // namespace pushgw::offline_router

@@ -1,9 +1,11 @@
 // pushctl: the push API from the command line, signing requests like any
 // business service. See tools/pushctl/README.md.
 #include <CLI/CLI.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -25,6 +27,8 @@ struct Globals {
   std::string app_id;
   std::string api_secret;
   int timeout_ms = 10'000;
+  /// Admin URLs of the offline routers (stored-message figures per device).
+  std::vector<std::string> offline_urls;
 };
 
 // Percent-encodes one path segment (ids are usually plain already).
@@ -49,12 +53,9 @@ void print_line(std::ostream& os, const std::string& body) {
   if (body.empty() || body.back() != '\n') os << '\n';
 }
 
-/// Sends the request and prints the answer: 2xx -> body on stdout, exit 0;
-/// anything else -> body (the API's error JSON) on stderr, exit 1.
-int call(const Globals& g, const std::string& method, const std::string& path,
-         const std::string& body, bool nodes_only = false) {
-  auto target = pushgw::pushctl::parse_api_url(g.url);
-  if (!target) {
+/// 0, or 2 after printing why the URL or the credentials are unusable.
+int check_globals(const Globals& g) {
+  if (!pushgw::pushctl::parse_api_url(g.url)) {
     std::cerr << "pushctl: --url must look like http://host:port (got '" << g.url << "')\n";
     return 2;
   }
@@ -63,6 +64,15 @@ int call(const Globals& g, const std::string& method, const std::string& path,
                  "required\n";
     return 2;
   }
+  return 0;
+}
+
+/// Sends the request and prints the answer: 2xx -> body on stdout, exit 0;
+/// anything else -> body (the API's error JSON) on stderr, exit 1.
+int call(const Globals& g, const std::string& method, const std::string& path,
+         const std::string& body, bool nodes_only = false) {
+  if (auto bad = check_globals(g); bad != 0) return bad;
+  auto target = pushgw::pushctl::parse_api_url(g.url);
   Credentials creds{g.app_id, g.api_secret};
   auto r = pushgw::pushctl::call_api(*target, creds, method, path, body,
                                      std::chrono::milliseconds(g.timeout_ms));
@@ -88,6 +98,74 @@ int call(const Globals& g, const std::string& method, const std::string& path,
   return 0;
 }
 
+// Asks every offline router (GET /admin/device) for the device's stored
+// messages; the one owning the device's partition answers 200. Returns that
+// answer, or {"error": ...} when none does (then `found` is false).
+json::object query_offline(const Globals& g, const std::string& device_id, bool& found) {
+  found = false;
+  std::string reasons;
+  for (const auto& url : g.offline_urls) {
+    auto target = pushgw::pushctl::parse_api_url(url);
+    if (!target) {
+      reasons += url + ": not an http://host:port URL; ";
+      continue;
+    }
+    const std::string path = "/admin/device?app_id=" + encode_segment(g.app_id) +
+                             "&device_id=" + encode_segment(device_id);
+    auto r = pushgw::pushctl::call_api(*target, Credentials{}, "GET", path, "",
+                                       std::chrono::milliseconds(g.timeout_ms));
+    if (!r) {
+      reasons += url + ": " + r.error().message() + "; ";
+      continue;
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    json::object* o = ec ? nullptr : v.if_object();
+    if (r->status == 200 && o != nullptr) {
+      found = true;
+      (*o)["router"] = url;
+      return *o;
+    }
+    reasons += url + ": " + std::to_string(r->status) +
+               (r->status == 404 ? " (does not own the device's partition)" : "") + "; ";
+  }
+  json::object err;
+  err["error"] = g.offline_urls.empty()
+                     ? std::string("no offline router named (--offline-url or PUSHGW_OFFLINE_URLS)")
+                     : "no offline router answered for the device: " + reasons;
+  return err;
+}
+
+// `device ID` with offline routers named: the push API's answer plus
+// "offline": the device's stored-message figures.
+int device_with_offline(const Globals& g, const std::string& device_id) {
+  if (auto bad = check_globals(g); bad != 0) return bad;
+  auto target = pushgw::pushctl::parse_api_url(g.url);
+  Credentials creds{g.app_id, g.api_secret};
+  const std::string path = "/v1/devices/" + encode_segment(device_id);
+  auto r = pushgw::pushctl::call_api(*target, creds, "GET", path, "",
+                                     std::chrono::milliseconds(g.timeout_ms));
+  if (!r) {
+    std::cerr << "pushctl: GET " << g.url << path << ": " << r.error().message() << "\n";
+    return 1;
+  }
+  if (r->status < 200 || r->status >= 300) {
+    print_line(std::cerr, r->body);
+    return 1;
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(r->body, ec);
+  json::object* o = ec ? nullptr : v.if_object();
+  if (o == nullptr) {
+    print_line(std::cout, r->body);
+    return 0;
+  }
+  bool found = false;
+  (*o)["offline"] = query_offline(g, device_id, found);
+  print_line(std::cout, json::serialize(*o));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,6 +181,17 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", g.timeout_ms, "bound for the whole call")
       ->capture_default_str()
       ->check(CLI::Range(1, 600'000));
+  if (const char* u = std::getenv("PUSHGW_OFFLINE_URLS"); u != nullptr && *u != '\0') {
+    std::string list = u;
+    for (std::size_t at = 0; at <= list.size();) {
+      const auto comma = std::min(list.find(',', at), list.size());
+      if (comma > at) g.offline_urls.push_back(list.substr(at, comma - at));
+      at = comma + 1;
+    }
+  }
+  app.add_option("--offline-url", g.offline_urls,
+                 "admin URL of an offline router, repeatable (env PUSHGW_OFFLINE_URLS, "
+                 "comma-separated): `device` and `stored` show the device's stored messages");
 
   // token
   auto* token = app.add_subcommand("token", "mint a device token (JWT HS256) for testing");
@@ -160,6 +249,10 @@ int main(int argc, char** argv) {
   auto* message = app.add_subcommand("message", "GET /v1/messages/ID");
   std::string message_id;
   message->add_option("ID", message_id, "message id")->required();
+  auto* stored = app.add_subcommand(
+      "stored", "the device's stored messages, from the offline routers (GET /admin/device)");
+  std::string stored_device;
+  stored->add_option("ID", stored_device, "device id")->required();
   auto* nodes = app.add_subcommand("nodes", "the node list of GET /v1/stats");
   auto* stats = app.add_subcommand("stats", "GET /v1/stats");
 
@@ -239,7 +332,20 @@ int main(int argc, char** argv) {
     if (!idempotency_key.empty()) body["idempotency_key"] = idempotency_key;
     return call(g, "POST", "/v1/push", json::serialize(body));
   }
-  if (device->parsed()) return call(g, "GET", "/v1/devices/" + encode_segment(device_id), "");
+  if (device->parsed()) {
+    if (!g.offline_urls.empty()) return device_with_offline(g, device_id);
+    return call(g, "GET", "/v1/devices/" + encode_segment(device_id), "");
+  }
+  if (stored->parsed()) {
+    if (g.app_id.empty()) {
+      std::cerr << "pushctl stored: --app (or PUSHGW_APP_ID) is required\n";
+      return 2;
+    }
+    bool found = false;
+    auto answer = query_offline(g, stored_device, found);
+    print_line(found ? std::cout : std::cerr, json::serialize(answer));
+    return found ? 0 : 1;
+  }
   if (user->parsed()) {
     return call(g, "GET", "/v1/users/" + encode_segment(user_id) + "/devices", "");
   }

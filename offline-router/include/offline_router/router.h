@@ -17,11 +17,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/metrics.h"
+#include "msg_store/message_store.h"
 #include "offline_router/config.h"
 
 namespace pushgw::offline_router {
@@ -49,6 +52,21 @@ struct RouterStats {
   uint64_t rejected = 0;         ///< undecodable or newer-schema records (skipped)
   std::vector<int32_t> partitions;  ///< partitions owned now
 };
+
+/// What the router knows of one device's stored messages (pushctl device).
+struct DeviceStored {
+  /// The partition of the device's key ("<app>/<device>", librdkafka's
+  /// default partitioner: CRC-32 of the key modulo the partition count).
+  int32_t partition = -1;
+  /// Whether this router owns that partition (and so holds the device's store).
+  bool owned = false;
+  /// The device's queue figures (valid when owned).
+  msg_store::DeviceStats stats;
+};
+
+/// The partition librdkafka's default partitioner (consistent_random) picks
+/// for a non-empty key: CRC-32 (IEEE) of the key modulo `partitions`.
+int32_t partition_of_key(std::string_view key, int32_t partitions);
 
 class OfflineRouter {
  public:
@@ -78,6 +96,13 @@ class OfflineRouter {
   bool ready() const;
 
   RouterStats stats() const;
+
+  /// The stored-message figures of one device, read from the store of its
+  /// partition if this router owns it. Runs on the router's executor and the
+  /// store pool. Errors: errc::invalid_argument (bad ids), errc::unavailable
+  /// (not started), store errors.
+  boost::asio::awaitable<result<DeviceStored>> device_stored(std::string app_id,
+                                                             std::string device_id);
 
   struct Impl;
 

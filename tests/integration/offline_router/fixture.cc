@@ -106,6 +106,20 @@ void RouterFixture::stop_router() {
   router_.reset();
 }
 
+std::unique_ptr<OfflineRouter> RouterFixture::start_member(const RouterConfig& cfg) {
+  auto r = std::make_unique<OfflineRouter>(io_->executor(), cfg);
+  auto started = r->start();
+  EXPECT_TRUE(started) << started.error().message();
+  return r;
+}
+
+void RouterFixture::shutdown(OfflineRouter& r) { run(*io_, r.shutdown(), 30s); }
+
+result<DeviceStored> RouterFixture::device_stored(const std::string& device, OfflineRouter* r) {
+  OfflineRouter& target = r != nullptr ? *r : *router_;
+  return run(*io_, target.device_stored(kApp, device), 30s);
+}
+
 bus::v1::DeliveryRecord RouterFixture::message(const std::string& device, uint64_t seq,
                                                uint64_t expires_ms, const std::string& id,
                                                uint64_t epoch) {

@@ -53,6 +53,12 @@ class RouterFixture : public ::testing::Test {
   void start_router(const RouterConfig& cfg, const Clock* clock = nullptr);
   /// Orderly shutdown of the running router.
   void stop_router();
+  /// Another member of the same group (started, not waited for).
+  std::unique_ptr<OfflineRouter> start_member(const RouterConfig& cfg);
+  /// Orderly shutdown of `r`.
+  void shutdown(OfflineRouter& r);
+  /// OfflineRouter::device_stored() of `r` (router() by default).
+  result<DeviceStored> device_stored(const std::string& device, OfflineRouter* r = nullptr);
   OfflineRouter& router() { return *router_; }
 
   /// A stored-message record as the online router writes it to pushgw.offline.

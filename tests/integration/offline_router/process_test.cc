@@ -29,6 +29,7 @@
 #include "offline_router/partition_work.h"
 #include "proto/bus.pb.h"
 #include "testsupport/kafka_mock.h"
+#include "testsupport/ports.h"
 #include "testsupport/process.h"
 #include "testsupport/temp_dir.h"
 
@@ -99,7 +100,7 @@ class CrashHarness {
         << "max_records = 100\n"
         << "poll_timeout_ms = 50\n"
         << "[admin]\n"
-        << "port = 0\n"
+        << "port = " << admin_port_ << "\n"
         << "[log]\n"
         << "file = \"" << dir_.file("router.log").string() << "\"\n";
   }
@@ -112,6 +113,8 @@ class CrashHarness {
   }
 
   std::filesystem::path config_path() const { return dir_.file("router.toml"); }
+  uint16_t admin_port() const { return admin_port_; }
+  std::filesystem::path file(const std::string& name) const { return dir_.file(name); }
   std::filesystem::path data_dir() const { return dir_.path() / "data"; }
   std::string log_text() const { return slurp(dir_.file("router.log")); }
 
@@ -119,8 +122,13 @@ class CrashHarness {
     testsupport::SpawnOptions o;
     o.stdout_path = dir_.file("stdout").string();
     o.stderr_path = dir_.file("stderr").string();
-    return testsupport::Process::spawn({OFFLINE_ROUTER_BIN, "--config", config_path().string()},
-                                       o);
+    // PUSHGW_OFFLINE_ROUTER_BIN: another binary (crash_loop.sh runs a copy, so
+    // that a rebuild during a long loop cannot swap it).
+    const char* bin = std::getenv("PUSHGW_OFFLINE_ROUTER_BIN");
+    return testsupport::Process::spawn(
+        {bin != nullptr && *bin != '\0' ? bin : OFFLINE_ROUTER_BIN, "--config",
+         config_path().string()},
+        o);
   }
 
   // Produces `n` store records over the devices, each device's seqs increasing.
@@ -208,6 +216,7 @@ class CrashHarness {
  private:
   testsupport::KafkaMock kafka_{1};
   testsupport::TempDir dir_;
+  uint16_t admin_port_ = testsupport::free_port();
   std::string offline_;
   std::string presence_;
   std::string acks_;
@@ -273,6 +282,43 @@ TEST(OfflineRouterProcess, CommittedMessagesSurviveSigkillAtRandomPoints) {
   EXPECT_EQ(final_checked, h.sent()) << "every produced message is committed and stored";
   std::cout << "kills " << kills << ", messages " << h.sent() << ", committed-and-checked after kills "
             << checked_total << "\n";
+}
+
+// pushctl stored / device --offline-url read GET /admin/device of the
+// running binary.
+TEST(OfflineRouterProcess, PushctlShowsTheStoredMessagesOfADevice) {
+  CrashHarness h;
+  h.produce_round(3 * kDevices);  // three messages per device
+  auto proc = h.spawn();
+  const bool drained = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + 90s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (h.all_committed()) return true;
+      std::this_thread::sleep_for(200ms);
+    }
+    return false;
+  }();
+  ASSERT_TRUE(drained) << h.log_text();
+  const std::string url = "http://127.0.0.1:" + std::to_string(h.admin_port());
+  const auto out = h.file("pushctl.out");
+  auto pushctl = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {PUSHCTL_BIN, "--app", kApp, "--timeout-ms", "20000"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testsupport::run_command(argv, 60s, out.string());
+  };
+  ASSERT_EQ(pushctl({"--offline-url", url, "stored", "d3"}), 0) << slurp(out);
+  const std::string answer = slurp(out);
+  EXPECT_NE(answer.find("\"stored\":3"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\"highest_seq\":3"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\"owned\":true"), std::string::npos) << answer;
+  ASSERT_EQ(pushctl({"--offline-url", url, "stored", "never-seen"}), 0) << slurp(out);
+  EXPECT_NE(slurp(out).find("\"stored\":0"), std::string::npos) << slurp(out);
+  // No router answers: exit 1 and say why.
+  const std::string dead = "http://127.0.0.1:" + std::to_string(testsupport::free_port());
+  EXPECT_EQ(pushctl({"--offline-url", dead, "stored", "d3"}), 1) << slurp(out);
+  auto status = proc.terminate(30s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
 }
 
 }  // namespace

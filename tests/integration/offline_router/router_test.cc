@@ -1,6 +1,7 @@
 // The offline router in-process against the Kafka mock cluster and a real
 // RocksDB: stores, replays on connect (order, acks, TTL, ack-before-store,
 // empty replay), late-store forwarding, restart, checkpoints and bad input.
+#include <map>
 #include <set>
 
 #include "common/bus/mock_cluster.h"
@@ -193,6 +194,111 @@ TEST_F(OfflineRouterTest, StoredMessagesSurviveARestartAndRedeliveryIsNotApplied
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(pushed_seqs(recs), (std::vector<uint64_t>{1, 3}));
   expect_complete(recs[2], "d1", 1, 3, 2);
+}
+
+// Two routers in one group on one disk: the partitions (and their stores)
+// move on join and on leave; every device still gets all its messages, in
+// order, from whichever router owns it.
+TEST_F(OfflineRouterTest, PartitionsMoveBetweenRoutersWithoutLossOrReorder) {
+  constexpr int kDevices = 10;
+  const auto cfg = config();
+  start_router(cfg);
+  const uint64_t expires = now_ms() + kHourMs;
+  auto store_range = [&](uint64_t from, uint64_t to) {
+    for (uint64_t seq = from; seq <= to; ++seq) {
+      for (int d = 0; d < kDevices; ++d) store(message("d" + std::to_string(d), seq, expires));
+    }
+  };
+  store_range(1, 10);
+  ASSERT_TRUE(wait_for([&] { return router().stats().stored == 10u * kDevices; }));
+
+  auto second = start_member(cfg);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(wait_for(
+      [&] {
+        return router().stats().partitions.size() == 1 && second->stats().partitions.size() == 1;
+      },
+      60s))
+      << "the partitions were not split: " << router().stats().partitions.size() << " and "
+      << second->stats().partitions.size();
+  EXPECT_NE(router().stats().partitions, second->stats().partitions);
+  for (int d = 0; d < kDevices; ++d) {
+    auto a = device_stored("d" + std::to_string(d));
+    auto b = device_stored("d" + std::to_string(d), second.get());
+    ASSERT_TRUE(a && b);
+    EXPECT_NE(a->owned, b->owned) << "one owner per device";
+    EXPECT_EQ((a->owned ? a : b)->stats.stored, 10u);
+  }
+  store_range(11, 20);
+  ASSERT_TRUE(wait_for([&] {
+    return router().stats().stored + second->stats().stored == 20u * kDevices;
+  })) << router().stats().stored << " + " << second->stats().stored;
+
+  auto check = [&](const std::vector<DeliveryRecord>& recs, uint64_t first_seq, uint64_t epoch) {
+    std::map<std::string, std::vector<DeliveryRecord>> by_device;
+    for (const auto& r : recs) by_device[r.device_id()].push_back(r);
+    ASSERT_EQ(by_device.size(), static_cast<std::size_t>(kDevices));
+    for (const auto& [device, rs] : by_device) {
+      ASSERT_EQ(rs.size(), 20 - first_seq + 2) << device;
+      for (uint64_t i = 0; i + 1 < rs.size(); ++i) {
+        ASSERT_TRUE(rs[i].has_push()) << device;
+        EXPECT_EQ(rs[i].push().seq(), first_seq + i) << device << ": lost or out of order";
+      }
+      expect_complete(rs.back(), device, epoch, 20, static_cast<uint32_t>(20 - first_seq + 1));
+    }
+  };
+  for (int d = 0; d < kDevices; ++d) connect("d" + std::to_string(d), "n1", 1, 0);
+  check(deliveries("n1", 21u * kDevices), 1, 1);
+  EXPECT_EQ(router().stats().replays + second->stats().replays, static_cast<uint64_t>(kDevices));
+  EXPECT_GT(router().stats().replays, 0u) << "both routers own devices";
+  EXPECT_GT(second->stats().replays, 0u) << "both routers own devices";
+
+  // The first router leaves: the second one opens its store and replays.
+  stop_router();
+  ASSERT_TRUE(wait_for([&] { return second->stats().partitions.size() == 2; }, 60s));
+  for (int d = 0; d < kDevices; ++d) connect("d" + std::to_string(d), "n2", 2, 10);
+  check(deliveries("n2", 11u * kDevices), 11, 2);
+  shutdown(*second);
+}
+
+// pushctl device/stored read these figures through GET /admin/device.
+TEST_F(OfflineRouterTest, DeviceStoredFiguresComeFromTheStoreOfTheDevicesPartition) {
+  start_router(config());
+  const uint64_t expires = now_ms() + kHourMs;
+  std::map<std::string, int32_t> partition_of;
+  for (int d = 0; d < 8; ++d) {
+    const std::string device = "dev" + std::to_string(d);
+    for (uint64_t seq = 1; seq <= static_cast<uint64_t>(d + 1); ++seq) {
+      partition_of[device] = store(message(device, seq, expires)).partition;
+    }
+  }
+  ASSERT_TRUE(wait_for([&] { return router().stats().stored == 36; }));
+  std::set<int32_t> partitions;
+  for (int d = 0; d < 8; ++d) {
+    const std::string device = "dev" + std::to_string(d);
+    auto s = device_stored(device);
+    ASSERT_TRUE(s) << s.error().message();
+    EXPECT_EQ(s->partition, partition_of[device])
+        << device << ": not the partition librdkafka's partitioner chose";
+    EXPECT_TRUE(s->owned);
+    EXPECT_EQ(s->stats.stored, static_cast<uint64_t>(d + 1)) << device;
+    EXPECT_EQ(s->stats.highest_stored_seq, static_cast<uint64_t>(d + 1)) << device;
+    partitions.insert(s->partition);
+  }
+  EXPECT_EQ(partitions.size(), static_cast<std::size_t>(kPartitions));
+  ack("dev7", {{"dev7-m8", 8}}, 3);
+  ASSERT_TRUE(wait_for([&] {
+    auto s = device_stored("dev7");
+    return s && s->stats.stored == 4;
+  }));
+  auto s = device_stored("dev7");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->stats.watermark, 3u);
+  EXPECT_EQ(s->stats.lowest_seq, 4u);
+  EXPECT_EQ(s->stats.highest_stored_seq, 7u);
+  auto nobody = device_stored("nobody");
+  ASSERT_TRUE(nobody);
+  EXPECT_EQ(nobody->stats.stored, 0u);
 }
 
 TEST_F(OfflineRouterTest, BadRecordsAreSkippedAndCounted) {
