@@ -44,7 +44,6 @@ constexpr std::array kConsumerManaged{
     Reserved{"heartbeat.interval.ms", "set ConsumerConfig::heartbeat_interval"},
     Reserved{"max.poll.interval.ms", "set ConsumerConfig::max_poll_interval"},
     Reserved{"auto.commit.interval.ms", "set ConsumerConfig::auto_commit_interval"},
-    Reserved{"fetch.wait.max.ms", "set ConsumerConfig::fetch_wait_max"},
 };
 
 template <std::size_t N>

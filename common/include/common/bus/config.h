@@ -80,7 +80,8 @@ struct ConsumerConfig {
   /// A real broker answers as soon as data arrives (fetch.min.bytes = 1), so
   /// this only bounds idle fetches; librdkafka's mock cluster (the dev
   /// broker) holds every fetch the full time, so on one box it is a floor
-  /// under delivery latency per hop. librdkafka's default is 500.
+  /// under delivery latency per hop. librdkafka's default is 500. A
+  /// "fetch.wait.max.ms" entry in KafkaConfig::properties overrides it.
   std::chrono::milliseconds fetch_wait_max{100};
 };
 
