@@ -169,14 +169,16 @@ class Coordinator {
         "--heartbeat-s",      std::to_string(o_.heartbeat_s),
         "--heartbeat",        o_.heartbeat,
         "--device-prefix",    o_.device_prefix};
+    // Built before fork: the child of a threaded process may only make
+    // async-signal-safe calls until exec.
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     const pid_t pid = ::fork();
     if (pid < 0) return false;
     if (pid == 0) {
       ::dup2(in_pipe[0], STDIN_FILENO);
       ::dup2(out_pipe[1], STDOUT_FILENO);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
       ::execv("/proc/self/exe", argv.data());
       ::_exit(127);
     }
