@@ -63,7 +63,11 @@ common::ConfigSchema<NodeConfig> build_schema() {
       .field("advertise.ws", [](auto& c) -> auto& { return c.advertise.ws; }, d.advertise.ws,
              "advertised host:port of the ws listener")
       .field("advertise.wss", [](auto& c) -> auto& { return c.advertise.wss; },
-             d.advertise.wss, "advertised host:port of the wss listener");
+             d.advertise.wss, "advertised host:port of the wss listener")
+      .field("advertise.admin", [](auto& c) -> auto& { return c.advertise.admin; },
+             d.advertise.admin,
+             "host:port of the admin listener registered for operators' tools (pushctl drain); "
+             "empty: host:admin.port");
 
   s.field("tls.cert_file", [](auto& c) -> auto& { return c.tls.cert_file; }, d.tls.cert_file,
           "PEM certificate chain of the tls and wss listeners (required when either is on)")
@@ -236,6 +240,12 @@ std::string NodeConfig::advertised(ListenerKind k) const {
   }
   if (explicit_value != nullptr && !explicit_value->empty()) return *explicit_value;
   return advertise.host + ":" + std::to_string(port(k));
+}
+
+std::string NodeConfig::advertised_admin() const {
+  if (!advertise.admin.empty()) return advertise.admin;
+  if (admin.port == 0) return {};
+  return advertise.host + ":" + std::to_string(admin.port);
 }
 
 void NodeConfig::validate() const {

@@ -988,6 +988,7 @@ asio::awaitable<result<void>> NodeCore::register_node() {
   n.endpoints.wss = cfg_.advertised(ListenerKind::kWss);
   n.connections = stats().sessions_total;
   n.draining = draining_.load();
+  n.admin = cfg_.advertised_admin();
   co_return co_await store_->upsert_node(std::move(n), cfg_.status.node_lease);
 }
 

@@ -77,6 +77,10 @@ std::string encode_node(const NodeInfo& n) {
   p += std::to_string(n.connections);
   p += '\n';
   p += n.draining ? '1' : '0';
+  if (!n.admin.empty()) {  // optional 8th field: readers accept 7 or 8
+    p += '\n';
+    p += n.admin;
+  }
   return p;
 }
 
@@ -90,7 +94,7 @@ std::optional<NodeInfo> decode_node(std::string id, std::string_view payload,
     if (nl == std::string_view::npos) break;
     start = nl + 1;
   }
-  if (f.size() != 7 || f[0] != "1") return std::nullopt;
+  if ((f.size() != 7 && f.size() != 8) || f[0] != "1") return std::nullopt;
   NodeInfo n;
   n.node_id = std::move(id);
   n.endpoints =
@@ -98,6 +102,7 @@ std::optional<NodeInfo> decode_node(std::string id, std::string_view payload,
   auto [p, ec] = std::from_chars(f[5].data(), f[5].data() + f[5].size(), n.connections);
   if (ec != std::errc()) return std::nullopt;
   n.draining = f[6] == "1";
+  if (f.size() == 8) n.admin = std::string(f[7]);
   double exp = 0;
   auto [p2, ec2] = std::from_chars(expiry.data(), expiry.data() + expiry.size(), exp);
   if (ec2 == std::errc() && exp > 0) n.lease_expires_ms = static_cast<std::uint64_t>(exp);
@@ -476,8 +481,8 @@ asio::awaitable<result<std::uint64_t>> RedisStatusStore::online_count(std::strin
 asio::awaitable<result<void>> RedisStatusStore::upsert_node(NodeInfo node, Lease lease) {
   if (auto v = validate_node_id(node.node_id); !v) co_return v.error();
   if (auto v = valid_lease(lease); !v) co_return v.error();
-  for (const auto* e :
-       {&node.endpoints.tcp, &node.endpoints.tls, &node.endpoints.ws, &node.endpoints.wss}) {
+  for (const auto* e : {&node.endpoints.tcp, &node.endpoints.tls, &node.endpoints.ws,
+                        &node.endpoints.wss, &node.admin}) {
     if (e->size() > kMaxEndpointLength || e->find('\n') != std::string::npos) {
       co_return errc::invalid_argument;
     }

@@ -12,7 +12,13 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "api_client.h"
+#include "common/redis/client.h"
+#include "status_store/redis_status_store.h"
 #include "common/auth/apps.h"
 #include "common/auth/device_token.h"
 
@@ -166,7 +172,94 @@ int device_with_offline(const Globals& g, const std::string& device_id) {
   return 0;
 }
 
+// `drain NODE`: finds the node's admin address in the status store (the
+// node registers it) unless --admin-url names it, then POST /admin/drain.
+// Operators only: needs access to Redis and to the node's admin port.
+std::string find_admin_address(const std::string& redis_url, const std::string& key_prefix,
+                               const std::string& node_id, int timeout_ms, bool& known) {
+  known = false;
+  auto cfg = pushgw::redis::ClientConfig::parse(redis_url);
+  if (!cfg) return "bad --redis URL: " + cfg.error().message();
+  cfg->connection.request_timeout = std::chrono::milliseconds(timeout_ms);
+  boost::asio::io_context io;
+  std::string answer;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        auto client = pushgw::redis::make_client(io.get_executor(), *cfg);
+        if (!client) {
+          answer = "redis: " + client.error().message();
+          co_return;
+        }
+        std::shared_ptr<pushgw::redis::Client> shared(std::move(*client));
+        pushgw::status_store::RedisStatusStoreOptions so;
+        so.key_prefix = key_prefix;
+        pushgw::status_store::RedisStatusStore store(shared, so);
+        auto nodes = co_await store.list_nodes();
+        shared->close();
+        if (!nodes) {
+          answer = "status store: " + nodes.error().message();
+          co_return;
+        }
+        std::string ids;
+        for (const auto& n : *nodes) {
+          if (n.node_id != node_id) {
+            ids += (ids.empty() ? "" : ", ") + n.node_id;
+            continue;
+          }
+          if (n.admin.empty()) {
+            answer = "node " + node_id +
+                     " registers no admin address (admin.port 0?): use --admin-url";
+            co_return;
+          }
+          known = true;
+          answer = n.admin;
+          co_return;
+        }
+        answer = "no live node " + node_id + " in the status store (live: " +
+                 (ids.empty() ? std::string("none") : ids) + ")";
+      },
+      boost::asio::detached);
+  io.run_for(std::chrono::milliseconds(timeout_ms) + std::chrono::seconds(1));
+  if (answer.empty()) answer = "status store: no answer in time";
+  return answer;
+}
+
+int drain_node(const Globals& g, const std::string& node_id, const std::string& redis_url,
+               const std::string& key_prefix, std::string admin_url) {
+  if (admin_url.empty()) {
+    bool known = false;
+    auto addr = find_admin_address(redis_url, key_prefix, node_id, g.timeout_ms, known);
+    if (!known) {
+      std::cerr << "pushctl drain: " << addr << "\n";
+      return 1;
+    }
+    admin_url = "http://" + addr;
+  }
+  auto target = pushgw::pushctl::parse_api_url(admin_url);
+  if (!target) {
+    std::cerr << "pushctl drain: admin URL must look like http://host:port (got '" << admin_url
+              << "')\n";
+    return 2;
+  }
+  auto r = pushgw::pushctl::call_api(*target, Credentials{}, "POST", "/admin/drain", "",
+                                     std::chrono::milliseconds(g.timeout_ms));
+  if (!r) {
+    std::cerr << "pushctl drain: POST " << admin_url << "/admin/drain: " << r.error().message()
+              << "\n";
+    return 1;
+  }
+  if (r->status < 200 || r->status >= 300) {
+    print_line(std::cerr, r->body);
+    return 1;
+  }
+  std::cout << "draining " << node_id << " via " << admin_url << ": ";
+  print_line(std::cout, r->body);
+  return 0;
+}
+
 }  // namespace
+
 
 int main(int argc, char** argv) {
   CLI::App app{"pushctl: call the pushgw push API (requests are signed with the app's api secret)"};
@@ -255,6 +348,22 @@ int main(int argc, char** argv) {
   stored->add_option("ID", stored_device, "device id")->required();
   auto* nodes = app.add_subcommand("nodes", "the node list of GET /v1/stats");
   auto* stats = app.add_subcommand("stats", "GET /v1/stats");
+  auto* drain = app.add_subcommand(
+      "drain",
+      "drain a conn-node (operators): finds its admin address in the status store, then POST "
+      "/admin/drain; the node stops taking links and redirects its links to other nodes");
+  std::string drain_node_id;
+  std::string drain_redis = "redis://127.0.0.1:6379";
+  std::string drain_prefix = "pgw";
+  std::string drain_admin;
+  drain->add_option("NODE", drain_node_id, "node id")->required();
+  drain->add_option("--redis", drain_redis, "status store URL (redis:// or redis-cluster://)")
+      ->envname("PUSHGW_REDIS_URL")
+      ->capture_default_str();
+  drain->add_option("--key-prefix", drain_prefix, "status store key prefix (redis.key_prefix)")
+      ->capture_default_str();
+  drain->add_option("--admin-url", drain_admin,
+                    "the node's admin URL (http://host:port): skips the status store lookup");
 
   try {
     app.parse(argc, argv);
@@ -352,5 +461,8 @@ int main(int argc, char** argv) {
   if (message->parsed()) return call(g, "GET", "/v1/messages/" + encode_segment(message_id), "");
   if (nodes->parsed()) return call(g, "GET", "/v1/stats", "", true);
   if (stats->parsed()) return call(g, "GET", "/v1/stats", "");
+  if (drain->parsed()) {
+    return drain_node(g, drain_node_id, drain_redis, drain_prefix, drain_admin);
+  }
   return 2;
 }

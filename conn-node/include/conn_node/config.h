@@ -37,6 +37,9 @@ struct AdvertiseConfig {
   std::string tls;
   std::string ws;
   std::string wss;
+  /// host:port of the admin listener for operators' tools (pushctl drain);
+  /// empty: host:admin.port (nothing when admin.port is 0).
+  std::string admin;
 };
 
 struct TlsConfig {
@@ -126,6 +129,9 @@ struct NodeConfig {
   std::chrono::milliseconds replay_wait{2000};
   common::AdminServerOptions admin;
   common::LogConfig log;
+
+  /// The admin address registered for operators' tools ("" = none).
+  std::string advertised_admin() const;
 
   /// Checks what single-key constraints cannot (TLS files for TLS listeners,
   /// at least one listener, ...). Throws common::ConfigError naming the key.

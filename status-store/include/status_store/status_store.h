@@ -93,6 +93,10 @@ struct NodeInfo {
   bool draining = false;
   /// Filled by list_nodes(): when the lease runs out (store clock, Unix ms).
   std::uint64_t lease_expires_ms = 0;
+  /// host:port of the node's admin HTTP listener (drain, metrics), for
+  /// operators' tools (pushctl drain); empty if not advertised. Never shown
+  /// to apps.
+  std::string admin;
 };
 
 struct DeviceRef {

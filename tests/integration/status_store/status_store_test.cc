@@ -436,8 +436,9 @@ TEST_P(StoreTest, SeqCountersAndIdempotency) {
 }
 
 TEST_P(StoreTest, NodeRegistryWithLeases) {
-  NodeInfo n1{"node-1", {"10.0.0.1:7000", "10.0.0.1:7443", "", "wss://n1/ws"}, 1200, false, 0};
-  NodeInfo n2{"node-2", {"10.0.0.2:7000", "", "", ""}, 5, true, 0};
+  NodeInfo n1{"node-1", {"10.0.0.1:7000", "10.0.0.1:7443", "", "wss://n1/ws"}, 1200, false, 0,
+              "10.0.0.1:9200"};
+  NodeInfo n2{"node-2", {"10.0.0.2:7000", "", "", ""}, 5, true, 0, ""};
   ASSERT_TRUE(run(store_->upsert_node(n1, 30s)));
   ASSERT_TRUE(run(store_->upsert_node(n2, 500ms)));
   auto nodes = run(store_->list_nodes());
@@ -447,6 +448,8 @@ TEST_P(StoreTest, NodeRegistryWithLeases) {
   EXPECT_EQ((*nodes)[0].endpoints, n1.endpoints);
   EXPECT_EQ((*nodes)[0].connections, 1200u);
   EXPECT_FALSE((*nodes)[0].draining);
+  EXPECT_EQ((*nodes)[0].admin, "10.0.0.1:9200");
+  EXPECT_EQ((*nodes)[1].admin, "") << "the admin address is optional";
   EXPECT_GT((*nodes)[0].lease_expires_ms, (*nodes)[1].lease_expires_ms);
   EXPECT_EQ((*nodes)[1].node_id, "node-2");
   EXPECT_TRUE((*nodes)[1].draining);
@@ -500,7 +503,7 @@ TEST_P(StoreTest, BadInputIsRejectedWithoutTouchingRedis) {
   auto r5 = run(store_->reregister_device(reg("d", "n"), 0, 10s));
   ASSERT_FALSE(r5);
   EXPECT_EQ(r5.error(), make_error_code(errc::invalid_argument));
-  NodeInfo bad_node{"n", {"a\nb", "", "", ""}, 0, false, 0};
+  NodeInfo bad_node{"n", {"a\nb", "", "", ""}, 0, false, 0, ""};
   auto r6 = run(store_->upsert_node(bad_node, 10s));
   ASSERT_FALSE(r6);
   EXPECT_EQ(r6.error(), make_error_code(errc::invalid_argument));
