@@ -230,6 +230,7 @@ void Link::enqueue(Lane lane, const SharedFrame& frame, const PushMeta* meta) {
     }
   }
   core().metrics().frames_out[static_cast<int>(v1::Frame::kPush)]->Increment();
+  if (meta != nullptr) core().count_delivered(meta->message_id);
   if (meta != nullptr && meta->ack_required && !meta->message_id.empty()) remember_sent(*meta);
   if (queue_.frames() >= cfg().limits.write_batch_frames ||
       queue_.bytes() >= cfg().limits.write_batch_bytes) {
@@ -532,6 +533,7 @@ void Link::on_ack(const v1::Ack& ack) {
     if (++n > kMaxAckIds) break;
     auto* a = ev.add_acked();
     a->set_message_id(id);
+    core().count_acked(id);
     if (sent != nullptr) {
       auto it = std::find_if(sent->begin(), sent->end(),
                              [&](const auto& e) { return e.first == id; });

@@ -87,7 +87,8 @@ NodeCore::NodeCore(asio::any_io_executor control, NodeConfig cfg, NodeOptions op
                                         : std::make_shared<common::Metrics>("conn-node")),
       accept_bucket_(cfg_.limits.accept_rate, cfg_.limits.accept_burst, 0),
       lease_timer_(strand_),
-      registry_timer_(strand_) {
+      registry_timer_(strand_),
+      counters_timer_(strand_) {
   if (options_.clock == nullptr) options_.clock = &SystemClock::instance();
   metrics_ = std::make_unique<NodeMetrics>(process_metrics_->registry());
   deliver_topic_ = "pushgw.deliver." + cfg_.node_id;
@@ -290,6 +291,7 @@ asio::awaitable<result<void>> NodeCore::start_async() {
   common::spawn_logged(strand_, delivery_loop(), "conn-node delivery loop");
   common::spawn_logged(strand_, lease_loop(), "conn-node lease loop");
   common::spawn_logged(strand_, registry_loop(), "conn-node registry loop");
+  common::spawn_logged(strand_, counters_loop(), "conn-node counters loop");
   co_return result<void>{};
 }
 
@@ -403,6 +405,7 @@ asio::awaitable<void> NodeCore::stop_async() {
   for (auto& l : listeners_) l->close();
   lease_timer_.cancel();
   registry_timer_.cancel();
+  counters_timer_.cancel();
   // Close what is left at once; sessions end through session_closed().
   for (auto& w : workers_) {
     asio::post(w->executor(), [wp = w.get()] {
@@ -420,6 +423,7 @@ asio::awaitable<void> NodeCore::stop_async() {
     co_await t.async_wait(asio::as_tuple(use_awaitable));
   }
   if (store_) {
+    co_await flush_counters();
     (void)co_await store_->remove_node(cfg_.node_id);
     (void)co_await store_->clear_node_topics(cfg_.node_id);
   }
@@ -636,6 +640,70 @@ void NodeCore::publish_presence(const SessionInfo& info, uint64_t epoch, bool co
   p.set_user_id(info.user_id);
   p.set_platform(info.platform);
   produce_detached("pushgw.presence", dir_key(info.app_id, info.device_id), p.SerializeAsString());
+}
+
+namespace {
+constexpr size_t kMaxPendingCounters = 200'000;
+constexpr milliseconds kCountersEvery{500};
+// Counters live at least this long (push-api set them first, with the
+// message's TTL; a shorter one never cuts it).
+constexpr milliseconds kCountersTtl{24 * 3600 * 1000};
+}  // namespace
+
+void NodeCore::count_delivered(const std::string& message_id) {
+  if (message_id.empty()) return;
+  std::lock_guard lock(counters_mu_);
+  if (pending_counts_.size() >= kMaxPendingCounters && !pending_counts_.count(message_id)) {
+    metrics_->counters_dropped->Increment();
+    return;
+  }
+  ++pending_counts_[message_id].delivered;
+}
+
+void NodeCore::count_acked(const std::string& message_id) {
+  if (message_id.empty()) return;
+  std::lock_guard lock(counters_mu_);
+  if (pending_counts_.size() >= kMaxPendingCounters && !pending_counts_.count(message_id)) {
+    metrics_->counters_dropped->Increment();
+    return;
+  }
+  ++pending_counts_[message_id].acked;
+}
+
+asio::awaitable<void> NodeCore::counters_loop() {
+  ++loops_running_;
+  const milliseconds every = kCountersEvery;
+  while (co_await sleep(counters_timer_, every)) {
+    co_await flush_counters();
+  }
+  --loops_running_;
+}
+
+asio::awaitable<void> NodeCore::flush_counters() {
+  std::unordered_map<std::string, PendingCount> taken;
+  {
+    std::lock_guard lock(counters_mu_);
+    taken.swap(pending_counts_);
+  }
+  if (taken.empty()) co_return;
+  std::vector<status_store::CounterUpdate> updates;
+  updates.reserve(taken.size());
+  for (auto& [id, c] : taken) {
+    status_store::CounterUpdate u;
+    u.message_id = id;
+    if (c.delivered) u.deltas.emplace_back("delivered", c.delivered);
+    if (c.acked) u.deltas.emplace_back("acked", c.acked);
+    u.ttl = kCountersTtl;
+    updates.push_back(std::move(u));
+  }
+  // Best effort: message counters are statistics, not delivery state; a
+  // failed write is logged and counted, not retried.
+  auto r = co_await store_->incr_counters_batch(std::move(updates));
+  if (!r) {
+    metrics_->store_failures->Increment();
+    log()->warn("message counters of {} messages not written: {}", taken.size(),
+                r.error().message());
+  }
 }
 
 void NodeCore::publish_ack(bus::v1::AckEvent event) {

@@ -119,6 +119,10 @@ class NodeCore {
   /// Publishes one Upstream (dedup, Kafka). Runs on the caller's executor.
   boost::asio::awaitable<UpstreamOutcome> upstream(SessionInfo info, v1::Upstream up);
   /// Publishes an AckEvent; does not wait.
+  /// Counts a Push written to a link (delivered) or acked by its device, for
+  /// GET /v1/messages/{id}; written to the status store in batches. Any thread.
+  void count_delivered(const std::string& message_id);
+  void count_acked(const std::string& message_id);
   void publish_ack(bus::v1::AckEvent event);
   /// Applies one link's subscription changes to the status store's topic
   /// counts, in call order; `done` (may be empty) runs on the strand after.
@@ -203,6 +207,8 @@ class NodeCore {
   boost::asio::awaitable<bool> sleep(boost::asio::steady_timer& timer,
                                      std::chrono::milliseconds d);
 
+  boost::asio::awaitable<void> counters_loop();
+  boost::asio::awaitable<void> flush_counters();
   boost::asio::awaitable<result<void>> start_async();
   boost::asio::awaitable<void> stop_async();
   void release_resources();
@@ -237,9 +243,20 @@ class NodeCore {
   TokenBucket accept_bucket_;
   boost::asio::steady_timer lease_timer_;
   boost::asio::steady_timer registry_timer_;
+  boost::asio::steady_timer counters_timer_;
   int loops_running_ = 0;
   int pending_ops_ = 0;  // session_closed / change_topics coroutines in flight
   bool drain_running_ = false;
+
+  // Per-message delivered/acked counts not yet written to the status store
+  // (any thread adds; the counters loop takes them). Bounded: beyond
+  // kMaxPendingCounters messages, counts are dropped and counted in a metric.
+  struct PendingCount {
+    int64_t delivered = 0;
+    int64_t acked = 0;
+  };
+  std::mutex counters_mu_;
+  std::unordered_map<std::string, PendingCount> pending_counts_;
 
   // Peers for Redirect (refreshed by the registry loop).
   mutable std::mutex peers_mu_;

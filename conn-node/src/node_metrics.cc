@@ -151,6 +151,11 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r) : registry_(r) {
                         .Help("status store calls that failed")
                         .Register(r)
                         .Add({});
+  counters_dropped = &prometheus::BuildCounter()
+                          .Name("pushgw_conn_message_counters_dropped_total")
+                          .Help("delivered/acked counts dropped: too many messages pending a write")
+                          .Register(r)
+                          .Add({});
 
   draining = &prometheus::BuildGauge()
                   .Name("pushgw_conn_draining")

@@ -66,6 +66,7 @@ struct NodeMetrics {
   prometheus::Counter* acks_published = nullptr;
   prometheus::Counter* bus_publish_failures = nullptr;
   prometheus::Counter* store_failures = nullptr;
+  prometheus::Counter* counters_dropped = nullptr;
 
   prometheus::Gauge* draining = nullptr;
   prometheus::Gauge* drain_remaining = nullptr;

@@ -1,6 +1,7 @@
 // Downstream: delivery records from pushgw.deliver.<node> to the right link,
 // topic and broadcast fan-out, expiry, acks on the bus, slow consumers,
 // the marketing lane and the replay hold.
+#include <map>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -141,6 +142,17 @@ TEST_F(DeliveryTest, AckBecomesAckEventWithSeq) {
   EXPECT_EQ(ev.acked(0).seq(), 7u);
   EXPECT_EQ(ev.acked(1).message_id(), "m-unknown");
   EXPECT_EQ(ev.acked(1).seq(), 0u);
+
+  // The message's counters (GET /v1/messages/{id}) count the write and the ack.
+  std::map<std::string, int64_t> counters;
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto c = run(ioc_, store_->get_counters("m-7"));
+        if (c) counters = *c;
+        return counters["delivered"] == 1 && counters["acked"] == 1;
+      },
+      10s))
+      << "delivered " << counters["delivered"] << ", acked " << counters["acked"];
 }
 
 /// A device client that reads its Welcome and then nothing at all, with a
