@@ -65,6 +65,7 @@ class Cluster {
   bool wait_ready(Proc p, std::chrono::seconds within);
 
   testsupport::RedisServer& redis() { return *redis_; }
+  const ClusterOptions& options() const { return o_; }
   uint16_t admin_port(Proc p) const;
   /// "node-1" / "node-2" for kConn1 / kConn2.
   static std::string node_id(Proc conn);
