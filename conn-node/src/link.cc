@@ -121,8 +121,8 @@ void Link::on_deadline(uint64_t now_ms) {
     case State::kOpen:
       if (holding_ && now_ms >= hold_until_ms_) {
         core().metrics().replay_timeouts->Increment();
-        holding_ = false;
-        release_held(0);
+        end_hold_without_replay();
+        if (state_ != State::kOpen) return;
       }
       if (now_ms >= last_rx_ms_ + core().heartbeat_timeout_ms()) {
         fail(v1::HEARTBEAT_TIMEOUT, "no frame within the heartbeat timeout");
@@ -257,10 +257,13 @@ void Link::push_unicast(const SharedFrame& frame, Lane lane, const PushMeta& met
       core().metrics().held_pushes->Increment();
       return;
     }
-    // Too much held: stop waiting for the replay and deliver in order now.
-    holding_ = false;
-    release_held(0);
+    // Too much held: stop holding (what the store keeps is left to the replay).
+    end_hold_without_replay();
     if (state_ != State::kOpen) return;
+  }
+  if (replay_pending_ && !meta.replay && meta.ack_required && meta.seq != 0) {
+    core().metrics().held_deferred->Increment();  // the replay or a forward brings it, in order
+    return;
   }
   enqueue(lane, frame, &meta);
 }
@@ -271,11 +274,24 @@ void Link::push_shared(const SharedFrame& frame, Lane lane) {
 }
 
 void Link::replay_complete(uint64_t epoch, uint64_t highest_seq) {
-  if (state_ != State::kOpen || epoch != epoch_ || !holding_) return;
-  holding_ = false;
+  if (state_ != State::kOpen || epoch != epoch_ || !replay_pending_) return;
+  replay_pending_ = false;
   core().metrics().replay_completed->Increment();
+  if (!holding_) return;
+  holding_ = false;
   release_held(highest_seq);
   schedule_deadline();
+}
+
+void Link::end_hold_without_replay() {
+  holding_ = false;
+  if (!extras_ || extras_->held.empty()) return;
+  std::erase_if(extras_->held, [this](const Held& h) {
+    if (!h.ack_required || h.seq == 0) return false;
+    core().metrics().held_deferred->Increment();
+    return true;
+  });
+  release_held(0);
 }
 
 void Link::release_held(uint64_t above_seq) {
@@ -362,6 +378,7 @@ void Link::end_session(bool replaced) {
   if (!registered_) return;
   registered_ = false;
   holding_ = false;
+  replay_pending_ = false;
   std::vector<std::string> topics;
   if (extras_) {
     topics.swap(extras_->topics);
@@ -473,6 +490,7 @@ asio::awaitable<bool> Link::on_first_frame(v1::Frame frame) {
   last_rx_ms_ = now;
   if (cfg().replay_wait.count() > 0) {
     holding_ = true;
+    replay_pending_ = true;
     hold_until_ms_ = now + static_cast<uint64_t>(cfg().replay_wait.count());
   }
   schedule_deadline();

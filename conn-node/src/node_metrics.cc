@@ -116,6 +116,7 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r) : registry_(r) {
                      .Register(r);
   held_pushes = &hold_f.Add({{"event", "held"}});
   held_dropped = &hold_f.Add({{"event", "dropped_replayed"}});
+  held_deferred = &hold_f.Add({{"event", "deferred_to_replay"}});
   replay_completed = &hold_f.Add({{"event", "replay_complete"}});
   replay_timeouts = &hold_f.Add({{"event", "timeout"}});
 

@@ -51,6 +51,7 @@ struct NodeMetrics {
 
   prometheus::Counter* held_pushes = nullptr;
   prometheus::Counter* held_dropped = nullptr;
+  prometheus::Counter* held_deferred = nullptr;
   prometheus::Counter* replay_completed = nullptr;
   prometheus::Counter* replay_timeouts = nullptr;
 

@@ -288,6 +288,39 @@ TEST_F(DeliveryTest, LivePushesWaitForTheReplayOfTheirConnection) {
   EXPECT_EQ(recv(*e, 5s).push().message_id(), "q-9");
   EXPECT_EQ(metric(node, timeouts), timeouts_before + 1.0);
   EXPECT_EQ(metric(node, "pushgw_conn_replay_hold_total{event=\"replay_complete\"}"), 1.0);
+
+  // A late replay: pushes the store also keeps (ack_required) are not sent
+  // live ahead of it (the device's cumulative ack would skip older stored
+  // ones); the replay brings them in order, and live pushes flow after it.
+  const std::string deferred = "pushgw_conn_replay_hold_total{event=\"deferred_to_replay\"}";
+  const double deferred_before = metric(node, deferred);
+  auto g = online(node, ListenerKind::kTcp, "dev-s");
+  const uint64_t epoch_s = registered_epoch("dev-s");
+  deliver("n1", push_record("dev-s", "s-7", 7, "seven", /*ack_required=*/true), "demo/dev-s");
+  deliver("n1", push_record("dev-s", "s-t0", 0, "ttl 0"), "demo/dev-s");
+  EXPECT_EQ(recv(*g, 5s).push().message_id(), "s-t0");  // not stored: sent when the hold ends
+  EXPECT_TRUE(silent(*g, 500ms));
+  deliver("n1", push_record("dev-s", "s-8", 8, "eight", true), "demo/dev-s");
+  EXPECT_TRUE(silent(*g, 500ms)) << "still no replay: s-8 waits for it too";
+  for (uint64_t seq : {6, 7, 8}) {
+    auto r = push_record("dev-s", "s-" + std::to_string(seq), seq, "stored", true);
+    r.set_replay(true);
+    deliver("n1", r, "demo/dev-s");
+  }
+  EXPECT_EQ(recv(*g, 5s).push().message_id(), "s-6");
+  EXPECT_EQ(recv(*g, 5s).push().message_id(), "s-7");
+  EXPECT_EQ(recv(*g, 5s).push().message_id(), "s-8");
+  bus::v1::DeliveryRecord done_s;
+  done_s.set_schema_version(1);
+  done_s.set_app_id(kApp);
+  done_s.set_device_id("dev-s");
+  done_s.mutable_replay_complete()->set_epoch(epoch_s);
+  done_s.mutable_replay_complete()->set_highest_seq(8);
+  done_s.mutable_replay_complete()->set_count(3);
+  deliver("n1", done_s, "demo/dev-s");
+  deliver("n1", push_record("dev-s", "s-9", 9, "nine", true), "demo/dev-s");
+  EXPECT_EQ(recv(*g, 5s).push().message_id(), "s-9");
+  EXPECT_EQ(metric(node, deferred), deferred_before + 2.0);
 }
 
 }  // namespace
