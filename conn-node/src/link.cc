@@ -262,7 +262,14 @@ void Link::push_unicast(const SharedFrame& frame, Lane lane, const PushMeta& met
     if (state_ != State::kOpen) return;
   }
   if (replay_pending_ && !meta.replay && meta.ack_required && meta.seq != 0) {
-    core().metrics().held_deferred->Increment();  // the replay or a forward brings it, in order
+    // The replay is late: keep what the store also keeps until it completes.
+    auto& held = extras().held;
+    if (held.size() < cfg().limits.send_queue_frames) {
+      held.push_back(Held{meta.seq, lane, frame, meta.message_id, meta.ack_required});
+      core().metrics().held_deferred->Increment();
+    } else {
+      core().metrics().held_dropped->Increment();  // stored: the next connect's replay has it
+    }
     return;
   }
   enqueue(lane, frame, &meta);
@@ -277,7 +284,6 @@ void Link::replay_complete(uint64_t epoch, uint64_t highest_seq) {
   if (state_ != State::kOpen || epoch != epoch_ || !replay_pending_) return;
   replay_pending_ = false;
   core().metrics().replay_completed->Increment();
-  if (!holding_) return;
   holding_ = false;
   release_held(highest_seq);
   schedule_deadline();
@@ -286,12 +292,23 @@ void Link::replay_complete(uint64_t epoch, uint64_t highest_seq) {
 void Link::end_hold_without_replay() {
   holding_ = false;
   if (!extras_ || extras_->held.empty()) return;
-  std::erase_if(extras_->held, [this](const Held& h) {
-    if (!h.ack_required || h.seq == 0) return false;
-    core().metrics().held_deferred->Increment();
-    return true;
-  });
-  release_held(0);
+  // Pushes the store does not keep (ttl 0) go out now, in seq order; the
+  // others stay held until the replay completes (replay_complete releases
+  // those above its highest_seq).
+  std::vector<Held> out;
+  std::vector<Held> keep;
+  for (auto& h : extras_->held) {
+    (h.ack_required && h.seq != 0 ? keep : out).push_back(std::move(h));
+  }
+  extras_->held = std::move(keep);
+  core().metrics().held_deferred->Increment(static_cast<double>(extras_->held.size()));
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Held& a, const Held& b) { return a.seq < b.seq; });
+  for (auto& h : out) {
+    if (state_ != State::kOpen) return;
+    PushMeta meta{h.seq, std::move(h.message_id), h.ack_required, false};
+    enqueue(h.lane, h.frame, &meta);
+  }
 }
 
 void Link::release_held(uint64_t above_seq) {

@@ -178,7 +178,7 @@ class Link : public WheelHook, public std::enable_shared_from_this<Link> {
   void remember_sent(const PushMeta& meta);
   void release_held(uint64_t above_seq);
   /// Ends a hold that timed out: held pushes the store does not keep go out,
-  /// the others are left to the replay (see replay_pending_).
+  /// the others wait for replay_complete (see replay_pending_).
   void end_hold_without_replay();
   void queue_final(const v1::Frame& frame, bool drop_queued);
   void close_gracefully();
@@ -198,11 +198,12 @@ class Link : public WheelHook, public std::enable_shared_from_this<Link> {
   bool registered_ = false;  // the node holds this session (admit succeeded)
   bool holding_ = false;     // live unicast pushes wait for replay_complete
   // The offline router's replay for this session has not completed. After the
-  // hold ends without it (replay_wait, or too much held), pushes that the
-  // store also holds (ack_required) are left to the replay and to the offline
-  // router's forwarding of later stores: delivering them live ahead of older
-  // stored ones would let the device's cumulative ack (Ack.last_seq,
-  // Hello.last_seq) skip messages it never got.
+  // hold ends without it (replay_wait, or too much held), pushes the store
+  // does not keep (ttl 0) go out, but those it keeps (ack_required) stay held
+  // until replay_complete: delivering them ahead of older stored ones would
+  // let the device's cumulative ack (Ack.last_seq, Hello.last_seq) skip
+  // messages it never got. Beyond the send queue's size they are dropped
+  // (the store has them for the next connect).
   bool replay_pending_ = false;
   bool flush_posted_ = false;
   bool graceful_started_ = false;
