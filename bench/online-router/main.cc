@@ -10,6 +10,7 @@
 // cluster, the router and the preloading producer share this process; Redis
 // and the mock share the machine with it, so the figure is a lower bound for
 // a router with its own cores.
+#include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -60,13 +61,14 @@ struct Options {
   int messages = 200'000;
   int devices = 10'000;
   int nodes = 4;
-  int partitions = 4;
+  int partitions = 8;
   uint32_t batch = 1000;
   uint32_t in_flight = 8;
   unsigned threads = 2;
   uint32_t ttl = 3600;
   std::string redis;
   bool counters = true;
+  std::vector<std::string> properties;
 };
 
 // A private redis-server on a free loopback port, stopped on destruction.
@@ -153,6 +155,36 @@ asio::awaitable<int> register_all(ss::RedisStatusStore* store, Options opt) {
   co_return failures;
 }
 
+// Records the broker no longer holds at the start of `topic` (sum of the low
+// watermarks), or -1 if they could not be read.
+int64_t dropped_at_start(const std::string& bootstrap, const std::string& topic, int partitions) {
+  char err[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof(err)) !=
+      RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return -1;
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return -1;
+  }
+  int64_t dropped = 0;
+  for (int p = 0; p < partitions && dropped >= 0; ++p) {
+    int64_t low = 0;
+    int64_t high = 0;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 5000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      dropped = -1;
+    } else {
+      dropped += low;
+    }
+  }
+  rd_kafka_destroy(rk);
+  return dropped;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,11 +204,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--redis", opt.redis, "use this Redis instead of a private redis-server");
   bool no_counters = false;
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "log level (debug shows librdkafka debug output)")
+      ->capture_default_str();
+  app.add_option("--property", opt.properties,
+                 "extra librdkafka property name=value for the router (repeatable)");
   app.add_flag("--no-counters", no_counters, "disable the per-message counters");
   CLI11_PARSE(app, argc, argv);
   opt.counters = !no_counters;
   pushgw::common::LogConfig lc;
-  lc.level = "warn";
+  lc.level = log_level;
   pushgw::common::setup_logging(lc);
 
   std::unique_ptr<SpawnedRedis> own_redis;
@@ -254,6 +291,18 @@ int main(int argc, char** argv) {
     }
   }
   producer->close(5s);
+  // librdkafka's mock keeps at most 5 MiB (or 100k batches) per partition and
+  // deletes older records: a preload above that would never be routed.
+  if (const auto dropped = dropped_at_start(
+          mock.bootstrap_servers(), orr::push_topic(orr::TrafficClass::kNormal), opt.partitions);
+      dropped != 0) {
+    std::fprintf(stderr,
+                 dropped < 0 ? "cannot read the input topic's watermarks\n"
+                             : "the Kafka mock dropped %lld preloaded records (it keeps at most "
+                               "5 MiB per partition): use more --partitions or fewer --messages\n",
+                 static_cast<long long>(dropped));
+    return 1;
+  }
   const double load_s = std::chrono::duration<double>(SteadyClock::now() - t_load).count();
 
   orr::RouterConfig cfg;
@@ -268,6 +317,7 @@ int main(int argc, char** argv) {
   cfg.kafka.heartbeat_interval = 1s;
   cfg.kafka.max_buffered = 50'000;
   cfg.kafka.ensure_topics_timeout = 2s;
+  cfg.kafka.properties = opt.properties;
   cfg.admin.port = 0;
   cfg.validate();
   auto metrics = std::make_shared<pushgw::common::Metrics>("bench_online_router");
@@ -286,9 +336,18 @@ int main(int argc, char** argv) {
   }
   const auto t0 = SteadyClock::now();
   const double cpu0 = cpu_seconds();
+  auto next_progress = SteadyClock::now() + 5s;
   while (router.stats().completed < static_cast<uint64_t>(opt.messages) &&
          SteadyClock::now() < deadline) {
     std::this_thread::sleep_for(1ms);
+    if (SteadyClock::now() >= next_progress) {
+      next_progress += 5s;
+      const auto p = router.stats();
+      std::fprintf(stderr, "  ... consumed %llu, routed %llu, batches in flight %llu\n",
+                   static_cast<unsigned long long>(p.consumed),
+                   static_cast<unsigned long long>(p.completed),
+                   static_cast<unsigned long long>(p.in_flight));
+    }
   }
   const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   const double cpu = cpu_seconds() - cpu0;

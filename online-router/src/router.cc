@@ -87,6 +87,15 @@ struct Plan {
   std::vector<bus::OutRecord> records;  // records[i] built from recipes[i]
   uint64_t expired = 0;
   uint64_t unknown_node = 0;
+  uint64_t now = 0;  // wall clock when decoded (expiry decisions)
+  // Resolution (status store), per request index.
+  std::vector<uint32_t> unicast;  // requests to one device, in input order
+  std::vector<uint32_t> fanout;   // topic and broadcast requests, in input order
+  std::vector<std::optional<status_store::DeviceStatus>> where;
+  std::vector<uint64_t> seqs;
+  std::vector<bool> looked_up;
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> topic_nodes;
+  bool need_broadcast = false;
 };
 
 }  // namespace
@@ -348,6 +357,13 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   }
 
   // ---- the loop -----------------------------------------------------------------
+  //
+  // Two batches overlap: while the status store resolves batch N+1 (one
+  // pipeline: where each device is and its next seq), batch N is planned and
+  // handed to its completion. Pipelines are sent strictly one after another,
+  // each after the previous one answered, so seqs of a device follow input
+  // order; plans are launched in input order, so records reach librdkafka in
+  // input order.
 
   static asio::awaitable<void> run(std::shared_ptr<Impl> self) { co_await self->loop(); }
 
@@ -363,13 +379,16 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
     }
     if (!stopping_) set_store_ok(true);
 
+    std::shared_ptr<Plan> prev;  // resolved, not planned yet
     while (!stopping_) {
       while (in_flight_ >= cfg_.max_in_flight && !stopping_) {
         wake_.expires_after(milliseconds(100));
         co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
       }
       if (stopping_) break;
-      auto batch = co_await consumer_->next_batch(cfg_.batch_size, cfg_.batch_wait);
+      // With a resolved batch waiting, take only what is buffered already.
+      const auto wait = prev ? milliseconds(0) : cfg_.batch_wait;
+      auto batch = co_await consumer_->next_batch(cfg_.batch_size, wait);
       if (!batch) {
         if (batch.error() == make_error_code(errc::shutting_down)) break;
         if (auto f = consumer_->fatal_error()) {
@@ -380,7 +399,14 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
         co_await sleep(cfg_.retry_backoff_min);
         continue;
       }
-      if (batch->empty()) continue;
+      if (batch->empty()) {
+        if (prev) {
+          const bool ok = co_await launch(std::move(prev));
+          prev = nullptr;
+          if (!ok) break;
+        }
+        continue;
+      }
       ++batches_seen_;
       if (cfg_.crash_after_consume != 0 && batches_seen_ == cfg_.crash_after_consume) {
         log()->critical(
@@ -400,26 +426,71 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
         m_.lag_seconds->Set(
             static_cast<double>(std::max<int64_t>(0, now - batch->back().timestamp_ms)) / 1000.0);
       }
-      auto plan = co_await route(std::move(*batch));
-      if (!plan) break;  // stopping: the batch stays unprocessed and is redelivered
-      ++in_flight_;
-      stats_.in_flight = in_flight_;
-      m_.in_flight->Set(in_flight_);
-      // Started in order on this strand: records reach librdkafka in input order.
-      common::spawn_logged(strand_, complete(shared_from_this(), std::move(plan)),
-                           "online-router batch");
+      auto cur = prepare(std::move(*batch));
+      bool ok = true;
+      if (prev) {
+        // The lookups of this batch run while the previous one is planned.
+        // (A spawned task and an event, not awaitable_operators: GCC 12
+        // destroyed the moved-from Plan twice with `a && b`.)
+        auto pending = std::make_shared<PendingResolve>(strand_);
+        common::spawn_logged(strand_, resolve_task(shared_from_this(), cur, pending),
+                             "online-router resolve");
+        const bool launched = co_await launch(std::move(prev));
+        prev = nullptr;
+        while (!pending->done) {
+          co_await pending->event.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        ok = launched && pending->ok;
+      } else {
+        ok = co_await resolve(cur);
+      }
+      // Not ok: stopping; unprocessed batches are redelivered.
+      if (!ok) break;
+      prev = std::move(cur);
     }
     loop_running_ = false;
   }
 
+  struct PendingResolve {
+    explicit PendingResolve(asio::strand<asio::any_io_executor>& s)
+        : event(s, SteadyClock::time_point::max()) {}
+    asio::steady_timer event;  // cancelled when done
+    bool done = false;
+    bool ok = false;
+  };
+
+  static asio::awaitable<void> resolve_task(std::shared_ptr<Impl> self, std::shared_ptr<Plan> plan,
+                                            std::shared_ptr<PendingResolve> pending) {
+    try {
+      pending->ok = co_await self->resolve(std::move(plan));
+    } catch (const std::exception& e) {
+      log()->error("status lookup failed: {}", e.what());
+      pending->ok = false;
+    }
+    pending->done = true;
+    pending->event.cancel();
+  }
+
+  // Plans a resolved batch and starts its completion; false once stopping.
+  asio::awaitable<bool> launch(std::shared_ptr<Plan> plan) {
+    const auto c = co_await check_nodes(plan);
+    if (!c) co_return false;
+    plan_records(*plan, *c);
+    ++in_flight_;
+    stats_.in_flight = in_flight_;
+    m_.in_flight->Set(in_flight_);
+    // Started in order on this strand: records reach librdkafka in input order.
+    common::spawn_logged(strand_, complete(shared_from_this(), std::move(plan)),
+                         "online-router batch");
+    co_return true;
+  }
+
   // ---- planning -------------------------------------------------------------------
 
-  asio::awaitable<std::shared_ptr<Plan>> route(std::vector<bus::Record> batch) {
+  // Decodes a batch (no I/O).
+  std::shared_ptr<Plan> prepare(std::vector<bus::Record> batch) {
     auto plan = std::make_shared<Plan>();
-    const uint64_t now = clock_.now_ms();
-    const TrafficClass cls = cfg_.traffic_class;
-    std::vector<uint32_t> unicast;
-    std::vector<uint32_t> fanout;
+    plan->now = clock_.now_ms();
     plan->requests.reserve(batch.size());
     for (const auto& rec : batch) {
       auto d = decode_request(rec.value);
@@ -431,209 +502,197 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
       const auto idx = static_cast<uint32_t>(plan->requests.size());
       plan->requests.push_back(std::move(ok.request));
       plan->tallies.emplace_back();
-      if (is_expired(plan->requests.back(), now)) {
+      if (is_expired(plan->requests.back(), plan->now)) {
         plan->tallies.back().expired = 1;
         ++plan->expired;
         continue;
       }
-      (ok.kind == TargetKind::kDevice ? unicast : fanout).push_back(idx);
+      (ok.kind == TargetKind::kDevice ? plan->unicast : plan->fanout).push_back(idx);
     }
     plan->inputs = std::move(batch);
-    auto& reqs = plan->requests;
-    const auto t0 = SteadyClock::now();
+    plan->where.resize(plan->requests.size());
+    plan->seqs.assign(plan->requests.size(), 0);
+    plan->looked_up.assign(plan->requests.size(), false);
+    return plan;
+  }
 
-    // 1. Where the devices are: one pipelined lookup per app.
-    std::vector<std::optional<status_store::DeviceStatus>> where(reqs.size());
-    std::vector<bool> looked_up(reqs.size(), false);
-    {
-      std::unordered_map<std::string, std::vector<uint32_t>> by_app;
-      std::vector<std::string> app_order;
-      for (auto idx : unicast) {
-        auto [it, inserted] = by_app.try_emplace(reqs[idx].app_id());
-        if (inserted) app_order.push_back(reqs[idx].app_id());
-        it->second.push_back(idx);
+  // The status store part: where each unicast target is plus its next seq
+  // (one pipeline; every message that is not expired takes a seq, so a ttl 0
+  // message to an offline device leaves a gap, which seqs allow), and the
+  // nodes with subscribers of each topic. False once stopping.
+  asio::awaitable<bool> resolve(std::shared_ptr<Plan> plan) {
+    const auto t0 = SteadyClock::now();
+    auto& reqs = plan->requests;
+    if (!plan->unicast.empty()) {
+      std::vector<status_store::ResolveRequest> entries;
+      entries.reserve(plan->unicast.size());
+      for (auto idx : plan->unicast) {
+        entries.push_back({reqs[idx].app_id(), reqs[idx].device_id(), true});
       }
-      for (const auto& app : app_order) {
-        const auto& idxs = by_app[app];
-        std::vector<std::string> devices;
-        devices.reserve(idxs.size());
-        for (auto idx : idxs) devices.push_back(reqs[idx].device_id());
-        auto* store = store_.get();
-        auto r = co_await with_retry(
-            [store, &app, &devices] { return store->lookup(app, devices); }, "status lookup");
-        if (!r) {
-          if (stopping_) co_return nullptr;
-          // invalid_argument: not retryable; decode_request checked the ids,
-          // so this only happens if the store's rules changed.
-          for (auto idx : idxs) {
-            m_.rejected[static_cast<std::size_t>(BadReason::kInvalid)]->Increment();
-            ++stats_.bad_records;
-            plan->tallies[idx] = Tally{};
-          }
-          continue;
+      auto* store = store_.get();
+      auto r = co_await with_retry([store, &entries] { return store->resolve(entries); },
+                                   "status lookup");
+      if (!r) {
+        if (stopping_) co_return false;
+        // invalid_argument: not retryable; decode_request checked the ids,
+        // so this only happens if the store's rules changed.
+        for (auto idx : plan->unicast) {
+          m_.rejected[static_cast<std::size_t>(BadReason::kInvalid)]->Increment();
+          ++stats_.bad_records;
+          plan->tallies[idx] = Tally{};
         }
-        for (std::size_t k = 0; k < idxs.size() && k < r->size(); ++k) {
-          where[idxs[k]] = std::move((*r)[k]);
-          looked_up[idxs[k]] = true;
+      } else {
+        for (std::size_t k = 0; k < plan->unicast.size() && k < r->size(); ++k) {
+          const auto idx = plan->unicast[k];
+          plan->where[idx] = std::move((*r)[k].status);
+          plan->seqs[idx] = (*r)[k].seq;
+          plan->looked_up[idx] = true;
         }
       }
     }
 
-    // 2. Topic subscribers per node: one call per distinct (app, topic).
-    std::map<std::pair<std::string, std::string>, std::vector<std::string>> topic_nodes;
-    bool need_broadcast = false;
-    for (auto idx : fanout) {
+    // Topic subscribers per node: one call per distinct (app, topic).
+    for (auto idx : plan->fanout) {
       const auto& r = reqs[idx];
       if (r.broadcast()) {
-        need_broadcast = true;
+        plan->need_broadcast = true;
         continue;
       }
       auto key = std::make_pair(r.app_id(), r.topic());
-      if (topic_nodes.count(key) != 0) continue;
+      if (plan->topic_nodes.count(key) != 0) continue;
       auto* store = store_.get();
       auto tn = co_await with_retry(
           [store, &key] { return store->topic_nodes(key.first, key.second); }, "topic nodes");
       if (!tn) {
-        if (stopping_) co_return nullptr;
-        topic_nodes[key] = {};
+        if (stopping_) co_return false;
+        plan->topic_nodes[key] = {};
         continue;
       }
       std::vector<std::string> nodes;
       for (const auto& [node, count] : *tn) {
         if (count > 0) nodes.push_back(node);
       }
-      topic_nodes[key] = std::move(nodes);
-    }
-
-    // 3. Which nodes are live. Re-read the list when it is old, when a node
-    // is unknown to it, or for a broadcast; unicast fails open if it cannot.
-    bool refreshed = false;
-    bool list_ok = nodes_.known();
-    bool any_online = false;
-    for (auto idx : unicast) any_online = any_online || (looked_up[idx] && where[idx]);
-    if ((any_online || !topic_nodes.empty() || need_broadcast) &&
-        (need_broadcast || !nodes_.fresh(now, cfg_.node_list_max_age))) {
-      refreshed = true;
-      list_ok = co_await refresh_nodes(need_broadcast);
-      if (stopping_) co_return nullptr;
-    }
-    auto liveness = [&](const std::string& node, uint64_t connected_at) {
-      return nodes_.check(node, connected_at);
-    };
-    if (!refreshed) {
-      bool unknown = false;
-      for (auto idx : unicast) {
-        if (looked_up[idx] && where[idx] &&
-            liveness(where[idx]->node_id, where[idx]->connected_at_ms) ==
-                NodeView::Liveness::kUnknown) {
-          unknown = true;
-        }
-      }
-      for (const auto& [key, nodes] : topic_nodes) {
-        for (const auto& n : nodes) {
-          if (liveness(n, UINT64_MAX) == NodeView::Liveness::kUnknown) unknown = true;
-        }
-      }
-      if (unknown) {
-        refreshed = true;
-        list_ok = co_await refresh_nodes(false);
-        if (stopping_) co_return nullptr;
-      }
-    }
-    // After a successful re-read, a node missing from the list is dead; if the
-    // list could not be read, unknown nodes count as live.
-    auto node_live = [&](const std::string& node, uint64_t connected_at) {
-      if (!valid_node_topic(node)) return false;
-      if (!list_ok) return true;
-      const auto l = liveness(node, connected_at);
-      return l == NodeView::Liveness::kLive || (l == NodeView::Liveness::kUnknown && !refreshed);
-    };
-
-    // 4. Decisions and seqs: one pipelined INCR per message that goes anywhere.
-    std::vector<UnicastPlan> decisions(reqs.size());
-    std::vector<status_store::DeviceRef> seq_refs;
-    std::vector<uint32_t> seq_idx;
-    for (auto idx : unicast) {
-      if (!looked_up[idx]) continue;
-      const auto& st = where[idx];
-      const bool online = st.has_value() && !st->node_id.empty();
-      const bool live = online && node_live(st->node_id, st->connected_at_ms);
-      auto p = plan_unicast(reqs[idx], online, live, now);
-      decisions[idx] = p;
-      if (p.unknown_node) ++plan->unknown_node;
-      if (p.expired) {
-        plan->tallies[idx].expired = 1;
-        ++plan->expired;
-      }
-      if (p.needs_seq()) {
-        seq_refs.push_back({reqs[idx].app_id(), reqs[idx].device_id()});
-        seq_idx.push_back(idx);
-      }
-    }
-    std::vector<uint64_t> seqs;
-    if (!seq_refs.empty()) {
-      auto* store = store_.get();
-      auto r = co_await with_retry([store, &seq_refs] { return store->next_seqs(seq_refs); },
-                                   "seq assignment");
-      if (!r) {
-        if (stopping_) co_return nullptr;
-        for (auto idx : seq_idx) {
-          m_.rejected[static_cast<std::size_t>(BadReason::kInvalid)]->Increment();
-          ++stats_.bad_records;
-          decisions[idx] = UnicastPlan{};
-        }
-        seq_idx.clear();
-      } else {
-        seqs = std::move(*r);
-      }
+      plan->topic_nodes[key] = std::move(nodes);
     }
     m_.lookup_seconds->Observe(seconds_since(t0));
+    co_return true;
+  }
 
-    // 5. Records, in input order.
-    plan->recipes.reserve(seq_idx.size() * 2 + fanout.size());
-    plan->records.reserve(seq_idx.size() * 2 + fanout.size());
-    std::size_t next_seq = 0;
+  // What the node list says, for one batch.
+  struct NodeCheck {
+    bool refreshed = false;  // re-read for this batch
+    bool list_ok = false;    // the list is known (else unknown nodes count as live)
+  };
+
+  // Re-reads the live-node list when it is old, for a broadcast, or when a
+  // node the batch names is unknown to it; unicast fails open if it cannot.
+  // nullopt once stopping. (No reference locals or lambdas across the
+  // co_awaits: GCC 12 miscompiled them in this coroutine.)
+  asio::awaitable<std::optional<NodeCheck>> check_nodes(std::shared_ptr<Plan> plan) {
+    NodeCheck c;
+    c.list_ok = nodes_.known();
+    bool any_online = false;
+    for (auto idx : plan->unicast) {
+      any_online = any_online || (plan->looked_up[idx] && plan->where[idx]);
+    }
+    const bool busy = any_online || !plan->topic_nodes.empty() || plan->need_broadcast;
+    if (busy && (plan->need_broadcast || !nodes_.fresh(clock_.now_ms(), cfg_.node_list_max_age))) {
+      c.refreshed = true;
+      c.list_ok = co_await refresh_nodes(plan->need_broadcast);
+      if (stopping_) co_return std::nullopt;
+      co_return c;
+    }
+    if (busy && names_unknown_node(*plan)) {
+      c.refreshed = true;
+      c.list_ok = co_await refresh_nodes(false);
+      if (stopping_) co_return std::nullopt;
+    }
+    co_return c;
+  }
+
+  bool names_unknown_node(const Plan& plan) const {
+    for (auto idx : plan.unicast) {
+      const auto& st = plan.where[idx];
+      if (plan.looked_up[idx] && st &&
+          nodes_.check(st->node_id, st->connected_at_ms) == NodeView::Liveness::kUnknown) {
+        return true;
+      }
+    }
+    for (const auto& [key, nodes] : plan.topic_nodes) {
+      for (const auto& n : nodes) {
+        if (nodes_.check(n, UINT64_MAX) == NodeView::Liveness::kUnknown) return true;
+      }
+    }
+    return false;
+  }
+
+  // After a successful re-read, a node missing from the list is dead; if the
+  // list could not be read, unknown nodes count as live.
+  bool node_live(const NodeCheck& c, const std::string& node, uint64_t connected_at) const {
+    if (!valid_node_topic(node)) return false;
+    if (!c.list_ok) return true;
+    const auto l = nodes_.check(node, connected_at);
+    return l == NodeView::Liveness::kLive || (l == NodeView::Liveness::kUnknown && !c.refreshed);
+  }
+
+  // Decisions and records of a resolved batch, in input order.
+  void plan_records(Plan& plan, const NodeCheck& c) {
+    const uint64_t now = plan.now;
+    const TrafficClass cls = cfg_.traffic_class;
+    const auto& reqs = plan.requests;
+    plan.recipes.reserve(plan.unicast.size() * 2 + plan.fanout.size());
+    plan.records.reserve(plan.unicast.size() * 2 + plan.fanout.size());
+    std::size_t next_unicast = 0;
     std::size_t next_fanout = 0;
     for (uint32_t idx = 0; idx < reqs.size(); ++idx) {
       const auto& r = reqs[idx];
-      if (next_seq < seq_idx.size() && seq_idx[next_seq] == idx) {
-        const auto& p = decisions[idx];
-        const auto& st = where[idx];
-        const uint64_t seq = seqs[next_seq++];
+      if (next_unicast < plan.unicast.size() && plan.unicast[next_unicast] == idx) {
+        ++next_unicast;
+        if (!plan.looked_up[idx]) continue;
+        const auto& st = plan.where[idx];
+        const bool online = st.has_value() && !st->node_id.empty();
+        const bool live = online && node_live(c, st->node_id, st->connected_at_ms);
+        const auto p = plan_unicast(r, online, live, now);
+        if (p.unknown_node) ++plan.unknown_node;
+        if (p.expired) {
+          plan.tallies[idx].expired = 1;
+          ++plan.expired;
+        }
+        if (!p.needs_seq()) continue;
+        const uint64_t seq = plan.seqs[idx];
         const uint64_t epoch = st ? st->epoch : 0;
         std::optional<std::string_view> node;
         if (p.live) node = st->node_id;
         auto recs = unicast_records(r, seq, node, epoch, p.store, cls);
         if (recs.deliver) {
-          plan->recipes.push_back({Recipe::Kind::kDeliver, idx, seq, epoch, st->node_id, false});
-          plan->records.push_back(std::move(*recs.deliver));
-          plan->tallies[idx].routed += 1;
+          plan.recipes.push_back({Recipe::Kind::kDeliver, idx, seq, epoch, st->node_id, false});
+          plan.records.push_back(std::move(*recs.deliver));
+          plan.tallies[idx].routed += 1;
         }
         if (recs.offline) {
-          plan->recipes.push_back({Recipe::Kind::kOffline, idx, seq, epoch, {}, false});
-          plan->records.push_back(std::move(*recs.offline));
-          plan->tallies[idx].stored += 1;
+          plan.recipes.push_back({Recipe::Kind::kOffline, idx, seq, epoch, {}, false});
+          plan.records.push_back(std::move(*recs.offline));
+          plan.tallies[idx].stored += 1;
         }
         continue;
       }
-      if (next_fanout < fanout.size() && fanout[next_fanout] == idx) {
+      if (next_fanout < plan.fanout.size() && plan.fanout[next_fanout] == idx) {
         ++next_fanout;
         const std::vector<std::string>* nodes = nullptr;
         if (r.broadcast()) {
           nodes = &nodes_.nodes();
         } else {
-          nodes = &topic_nodes[std::make_pair(r.app_id(), r.topic())];
+          nodes = &plan.topic_nodes[std::make_pair(r.app_id(), r.topic())];
         }
         for (const auto& n : *nodes) {
-          if (!r.broadcast() && !node_live(n, UINT64_MAX)) continue;
+          if (!r.broadcast() && !node_live(c, n, UINT64_MAX)) continue;
           if (!valid_node_topic(n)) continue;
-          plan->recipes.push_back({Recipe::Kind::kFanout, idx, 0, 0, n, false});
-          plan->records.push_back(fanout_record(r, n, cls));
-          plan->tallies[idx].routed += 1;
+          plan.recipes.push_back({Recipe::Kind::kFanout, idx, 0, 0, n, false});
+          plan.records.push_back(fanout_record(r, n, cls));
+          plan.tallies[idx].routed += 1;
         }
       }
     }
-    co_return plan;
   }
 
   bus::OutRecord rebuild(const Plan& plan, const Recipe& rc) const {

@@ -223,7 +223,8 @@ asio::awaitable<result<Registered>> RedisStatusStore::do_register(DeviceRegistra
       .arg(lease.count())
       .arg(options_.device_meta_ttl.count())
       .arg(now)
-      .arg(fence);
+      .arg(fence)
+      .arg(counter_seed(now));
   auto r = checked(co_await client_->exec(std::move(cmd)), "register_device");
   if (!r) co_return r.error();
   const auto& e = r->elements();
@@ -612,10 +613,13 @@ asio::awaitable<result<std::uint64_t>> RedisStatusStore::next_seq(std::string ap
 asio::awaitable<result<std::vector<std::uint64_t>>> RedisStatusStore::next_seqs(
     std::vector<DeviceRef> devices) {
   std::vector<Command> cmds;
+  std::vector<std::string> keys;
   cmds.reserve(devices.size());
+  keys.reserve(devices.size());
   for (const auto& d : devices) {
     if (!validate_app_id(d.app_id) || !validate_id(d.device_id)) co_return errc::invalid_argument;
-    cmds.push_back(Command{"INCR", keys_.seq(d.app_id, d.device_id)});
+    keys.push_back(keys_.seq(d.app_id, d.device_id));
+    cmds.push_back(Command{"INCR", keys.back()});
   }
   auto rs = co_await client_->exec_pipeline(std::move(cmds));
   std::vector<std::uint64_t> out;
@@ -627,6 +631,97 @@ asio::awaitable<result<std::vector<std::uint64_t>>> RedisStatusStore::next_seqs(
     if (!v) co_return errc::protocol_error;
     out.push_back(*v);
   }
+  if (auto s = co_await seed_new_counters(keys, out); !s) co_return s.error();
+  co_return out;
+}
+
+asio::awaitable<result<void>> RedisStatusStore::seed_new_counters(
+    const std::vector<std::string>& keys, std::vector<std::uint64_t>& seqs) {
+  // INCR answers 1 only for a counter it just created. Seeding it then (not
+  // with SET NX before every INCR) keeps the common case one plain command.
+  // A fresh counter may have handed out 1..n to this pipeline (a device with
+  // several messages in one batch): all n move above the seed together.
+  std::vector<std::string> fresh_keys;
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    if (seqs[i] == 1) fresh_keys.push_back(keys[i]);
+  }
+  if (fresh_keys.empty()) co_return result<void>{};
+  std::sort(fresh_keys.begin(), fresh_keys.end());
+  fresh_keys.erase(std::unique(fresh_keys.begin(), fresh_keys.end()), fresh_keys.end());
+  auto is_fresh = [&](const std::string& k) {
+    return std::binary_search(fresh_keys.begin(), fresh_keys.end(), k);
+  };
+  std::vector<std::uint64_t> taken(fresh_keys.size(), 0);  // n per fresh key
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    if (!is_fresh(keys[i])) continue;
+    const auto k = static_cast<std::size_t>(
+        std::lower_bound(fresh_keys.begin(), fresh_keys.end(), keys[i]) - fresh_keys.begin());
+    taken[k] = std::max(taken[k], seqs[i]);
+  }
+  const auto seed = counter_seed(clock_.now_ms());
+  std::vector<Command> cmds;
+  cmds.reserve(fresh_keys.size());
+  for (std::size_t k = 0; k < fresh_keys.size(); ++k) {
+    auto c = Command::evalsha(scripts::seq_seed(), 1);
+    c.arg(fresh_keys[k]).arg(seed).arg(taken[k]);
+    cmds.push_back(std::move(c));
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  if (rs.size() != fresh_keys.size()) co_return errc::protocol_error;
+  std::vector<std::uint64_t> base(fresh_keys.size(), 0);
+  for (std::size_t k = 0; k < rs.size(); ++k) {
+    auto ok = checked(std::move(rs[k]), "seq seed");
+    if (!ok) co_return ok.error();
+    auto v = to_u64(*ok);
+    if (!v) co_return errc::protocol_error;
+    base[k] = *v;
+  }
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    if (!is_fresh(keys[i])) continue;
+    const auto k = static_cast<std::size_t>(
+        std::lower_bound(fresh_keys.begin(), fresh_keys.end(), keys[i]) - fresh_keys.begin());
+    seqs[i] += base[k];
+  }
+  co_return result<void>{};
+}
+
+asio::awaitable<result<std::vector<Resolved>>> RedisStatusStore::resolve(
+    std::vector<ResolveRequest> entries) {
+  std::vector<Command> cmds;
+  std::vector<std::string> seq_keys;
+  std::vector<std::size_t> seq_entry;
+  cmds.reserve(entries.size() * 2);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    if (!validate_app_id(e.app_id) || !validate_id(e.device_id)) co_return errc::invalid_argument;
+    cmds.push_back(status_query(keys_.device(e.app_id, e.device_id)));
+    if (e.want_seq) {
+      seq_keys.push_back(keys_.seq(e.app_id, e.device_id));
+      seq_entry.push_back(i);
+      cmds.push_back(Command{"INCR", seq_keys.back()});
+    }
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  std::vector<Resolved> out(entries.size());
+  std::vector<std::uint64_t> seqs;
+  seqs.reserve(seq_keys.size());
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (k >= rs.size()) co_return errc::protocol_error;
+    auto& st = rs[k++];
+    if (!st) co_return st.error();
+    if (st->is_error()) co_return classify(*st);
+    out[i].status = decode_status(*st);
+    if (!entries[i].want_seq) continue;
+    if (k >= rs.size()) co_return errc::protocol_error;
+    auto ok = checked(std::move(rs[k++]), "resolve seq");
+    if (!ok) co_return ok.error();
+    auto v = to_u64(*ok);
+    if (!v) co_return errc::protocol_error;
+    seqs.push_back(*v);
+  }
+  if (auto s = co_await seed_new_counters(seq_keys, seqs); !s) co_return s.error();
+  for (std::size_t j = 0; j < seq_entry.size(); ++j) out[seq_entry[j]].seq = seqs[j];
   co_return out;
 }
 

@@ -33,6 +33,9 @@ if fence > 0 then
   if counter > fence then return {-1, counter} end
   epoch = fence
 else
+  -- A missing counter (new device, expired or lost with Redis) starts at the
+  -- time-based seed, above every epoch handed out before.
+  if counter == 0 then counter = tonumber(ARGV[10]) or 0 end
   epoch = counter + 1
 end
 local e = string.format('%d', epoch)
@@ -205,6 +208,21 @@ for i = 2, #ARGV, 2 do
 end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return out
+)lua");
+  return s;
+}
+
+const redis::Script& seq_seed() {
+  static const redis::Script s(R"lua(
+local v = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local seed = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+if v < seed then
+  redis.call('SET', KEYS[1], string.format('%d', seed + v), 'KEEPTTL')
+  return seed
+end
+local top = redis.call('INCRBY', KEYS[1], n)
+return top - n
 )lua");
   return s;
 }

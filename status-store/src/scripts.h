@@ -5,7 +5,8 @@
 namespace pushgw::status_store::scripts {
 
 /// KEYS: device, epoch counter, seq, owner. ARGV: node, session, platform, uid,
-/// since, lease_ms, meta_ttl_ms, now_ms, fence (0: new registration).
+/// since, lease_ms, meta_ttl_ms, now_ms, fence (0: new registration), seed (a missing
+/// epoch counter starts there: counter_seed()).
 /// Also records uid as the device's owner (deleted when uid is empty).
 /// -> {epoch} | {epoch, prev_epoch, prev_node, prev_session, prev_uid} | {-1, counter} (stale
 /// fence)
@@ -29,8 +30,14 @@ const redis::Script& node_list();
 const redis::Script& node_remove();
 /// KEYS: topic. ARGV: node, delta. -> new count (0: removed)
 const redis::Script& topic_add();
-/// KEYS: counters. ARGV: ttl_ms, field1, delta1, ... -> {value1, ...}; the TTL is only ever extended.
+/// KEYS: counters. ARGV: ttl_ms, field1, delta1, ... -> {value1, ...}; the TTL is only ever
+/// extended.
 const redis::Script& incr_counters();
+/// KEYS: seq counter. ARGV: seed, n. For a counter that INCR just created and
+/// that then handed out 1..n: a counter still below the seed is moved up by
+/// the seed (values 1..n become seed+1..seed+n); one seeded meanwhile hands
+/// out n new values instead. -> the base to add to 1..n
+const redis::Script& seq_seed();
 /// KEYS: idempotency key. ARGV: expected, value ('' deletes), ttl_ms. -> 1 replaced | 0 not
 /// expected
 const redis::Script& idempotency_replace();

@@ -69,6 +69,8 @@ class RedisStatusStore final : public StatusStore {
                                                          std::string device_id) override;
   boost::asio::awaitable<result<std::vector<std::uint64_t>>> next_seqs(
       std::vector<DeviceRef> devices) override;
+  boost::asio::awaitable<result<std::vector<Resolved>>> resolve(
+      std::vector<ResolveRequest> entries) override;
   boost::asio::awaitable<result<std::map<std::string, std::int64_t>>> incr_counters(
       std::string message_id, std::vector<std::pair<std::string, std::int64_t>> deltas,
       std::chrono::milliseconds ttl) override;
@@ -91,6 +93,10 @@ class RedisStatusStore final : public StatusStore {
   /// ZADD of a device to its app's online index with the given expiry.
   redis::Command online_add(const std::string& app_id, const std::string& device_id,
                             std::uint64_t expires_ms) const;
+  /// Replaces the seqs that INCR returned as 1 (the counter did not exist)
+  /// by seeded ones (counter_seed()); `keys[i]` is the counter of `seqs[i]`.
+  boost::asio::awaitable<result<void>> seed_new_counters(const std::vector<std::string>& keys,
+                                                         std::vector<std::uint64_t>& seqs);
 
   std::shared_ptr<redis::Client> client_;
   RedisStatusStoreOptions options_;

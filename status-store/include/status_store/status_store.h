@@ -104,6 +104,24 @@ struct DeviceRef {
   std::string device_id;
 };
 
+/// Where a missing per-device counter (downstream seq, link epoch) starts:
+/// 1000 x unix ms. A counter lost with Redis, or expired with the device's
+/// metadata, so restarts above every value it handed out before, as long as a
+/// device gets fewer than 1000 per millisecond on average and the clock does
+/// not go back. (Values stay below 2^53: exact in JSON and JavaScript.)
+constexpr std::uint64_t counter_seed(std::uint64_t now_ms) { return now_ms * 1000; }
+
+/// One entry of resolve(): where the device is and, if `want_seq`, its next seq.
+struct ResolveRequest {
+  std::string app_id;
+  std::string device_id;
+  bool want_seq = false;
+};
+struct Resolved {
+  std::optional<DeviceStatus> status;  ///< nullopt: offline
+  std::uint64_t seq = 0;               ///< 0 unless want_seq
+};
+
 /// One message's counter deltas, for incr_counters_batch().
 struct CounterUpdate {
   std::string message_id;
@@ -180,7 +198,16 @@ class StatusStore {
   /// stopping node). Returns how many topic entries were removed.
   virtual boost::asio::awaitable<result<std::size_t>> clear_node_topics(std::string node_id) = 0;
 
-  /// The device's next downstream sequence number (1, 2, ...).
+  /// lookup() and next_seqs() together: one round trip per store node for
+  /// the whole batch (plus one for counters that did not exist yet). Seqs are
+  /// taken in entry order. On error some counters may have advanced. The
+  /// default implementation (for test doubles) calls lookup() per app, then
+  /// next_seqs().
+  virtual boost::asio::awaitable<result<std::vector<Resolved>>> resolve(
+      std::vector<ResolveRequest> entries);
+
+  /// The device's next downstream sequence number: strictly increasing, the
+  /// first one counter_seed(now) + 1 or so, not 1 (see counter_seed()).
   virtual boost::asio::awaitable<result<std::uint64_t>> next_seq(std::string app_id,
                                                                  std::string device_id) = 0;
   /// next_seq() for many devices in one round trip per store node, in order.

@@ -4,6 +4,8 @@
 // (latency percentiles, recovery times) are printed, not asserted.
 // A failed test copies the process logs to $TMPDIR/pushgw-e2e-failed-<test>/
 // (PUSHGW_E2E_KEEP_LOGS=1: for passing tests too).
+#include "cluster.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,7 +22,6 @@
 #include <thread>
 #include <vector>
 
-#include "cluster.h"
 #include "fleet.h"
 
 namespace pushgw::e2e {
@@ -125,8 +126,8 @@ class E2E : public ::testing::Test {
   Fleet& fleet() { return *fleet_; }
 
   // POST /v1/push to device_ids; the message_id on 202, else "" and `why`.
-  std::string push(const std::vector<std::string>& devices, const std::string& payload,
-                   int ttl_s, bool marketing = false, std::string* why = nullptr) {
+  std::string push(const std::vector<std::string>& devices, const std::string& payload, int ttl_s,
+                   bool marketing = false, std::string* why = nullptr) {
     json::array ids;
     for (const auto& d : devices) ids.push_back(json::string(d));
     json::object body;
@@ -231,8 +232,8 @@ class E2E : public ::testing::Test {
             }
             std::printf("[e2e] order: %s got seq %llu after %llu on link %d; (link:seq)%s\n",
                         fleet_->device_id(static_cast<int>(i)).c_str(),
-                        static_cast<unsigned long long>(r.seq),
-                        static_cast<unsigned long long>(l), r.connection, seqs.c_str());
+                        static_cast<unsigned long long>(r.seq), static_cast<unsigned long long>(l),
+                        r.connection, seqs.c_str());
           }
         }
         l = r.seq;
@@ -270,8 +271,8 @@ class E2E : public ::testing::Test {
   // one every `gap`, calling `at(k)` before push k (kills, drains). Records
   // the accepted ones; refused ones are counted (and printed).
   void push_stream(int n, int devices, std::chrono::milliseconds gap,
-                   const std::function<void(int)>& at, std::vector<Expect>& ex,
-                   int& refused, const std::string& tag) {
+                   const std::function<void(int)>& at, std::vector<Expect>& ex, int& refused,
+                   const std::string& tag) {
     for (int k = 0; k < n; ++k) {
       at(k);
       const int d = k % devices;
@@ -313,11 +314,12 @@ TEST_F(E2E, OnlineUnicastReachesEveryDevice) {
     auto m = wait_delivered(ex);
     ASSERT_TRUE(m.empty()) << m.size() << " of " << ex.size() << " lost:" << describe(m);
     auto lat = latencies(ex);
-    std::printf("[e2e] round %d: %d unicast delivered, latency p50 %lld ms, p99 %lld ms, max %lld "
-                "ms (Push.created_ms -> receive), %zu duplicates\n",
-                round, kDevices, static_cast<long long>(percentile(lat, 0.5)),
-                static_cast<long long>(percentile(lat, 0.99)),
-                static_cast<long long>(percentile(lat, 1.0)), duplicates(ex));
+    std::printf(
+        "[e2e] round %d: %d unicast delivered, latency p50 %lld ms, p99 %lld ms, max %lld "
+        "ms (Push.created_ms -> receive), %zu duplicates\n",
+        round, kDevices, static_cast<long long>(percentile(lat, 0.5)),
+        static_cast<long long>(percentile(lat, 0.99)), static_cast<long long>(percentile(lat, 1.0)),
+        duplicates(ex));
   }
 }
 
@@ -387,8 +389,9 @@ TEST_F(E2E, OfflineMessagesReplayedInOrderAndAckedOnesNotResent) {
   int64_t stored = -1;
   const bool applied = Fleet::eventually(
       [&] {
-        auto r = cluster().admin(Proc::kOffline, "GET",
-                                 "/admin/device?app_id=" + cluster().app().id + "&device_id=" + dev);
+        auto r =
+            cluster().admin(Proc::kOffline, "GET",
+                            "/admin/device?app_id=" + cluster().app().id + "&device_id=" + dev);
         if (!r || r->status != 200) return false;
         boost::system::error_code ec;
         auto v = json::parse(r->body, ec);
@@ -505,14 +508,15 @@ TEST_F(E2E, ConnNodeKilledDevicesMoveWithoutLoss) {
       << "not every device reconnected to node-2";
   std::printf("[e2e] every device on node-2 %.1f s after the kill\n", seconds_since(killed));
   auto m = wait_delivered(ex);
-  EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size() << " accepted messages lost:"
-                         << describe(m);
+  EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size()
+                         << " accepted messages lost:" << describe(m);
   auto lat = latencies(ex);
-  std::printf("[e2e] %zu accepted, %zu delivered, %zu duplicates, %zu seq order violations "
-              "within a link, p50 %lld ms, p99 %lld ms, recovered in %.1f s after the kill\n",
-              ex.size(), ex.size() - m.size(), duplicates(ex), order_violations(),
-              static_cast<long long>(percentile(lat, 0.5)),
-              static_cast<long long>(percentile(lat, 0.99)), seconds_since(killed));
+  std::printf(
+      "[e2e] %zu accepted, %zu delivered, %zu duplicates, %zu seq order violations "
+      "within a link, p50 %lld ms, p99 %lld ms, recovered in %.1f s after the kill\n",
+      ex.size(), ex.size() - m.size(), duplicates(ex), order_violations(),
+      static_cast<long long>(percentile(lat, 0.5)), static_cast<long long>(percentile(lat, 0.99)),
+      seconds_since(killed));
 }
 
 // 5. kill -9 of the normal online-router mid-stream, restart: no loss.
@@ -539,12 +543,12 @@ TEST_F(E2E, OnlineRouterKilledAndRestartedWithoutLoss) {
       ex, refused, "kill-router");
   EXPECT_EQ(refused, 0);
   auto m = wait_delivered(ex);
-  EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size() << " accepted messages lost:"
-                         << describe(m);
-  std::printf("[e2e] %zu accepted, %zu delivered, %zu duplicates, %zu seq order violations, "
-              "all delivered %.1f s after the kill\n",
-              ex.size(), ex.size() - m.size(), duplicates(ex), order_violations(),
-              seconds_since(killed));
+  EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size()
+                         << " accepted messages lost:" << describe(m);
+  std::printf(
+      "[e2e] %zu accepted, %zu delivered, %zu duplicates, %zu seq order violations, "
+      "all delivered %.1f s after the kill\n",
+      ex.size(), ex.size() - m.size(), duplicates(ex), order_violations(), seconds_since(killed));
 }
 
 // 6. kill -9 of the offline-router while messages for offline devices are
@@ -604,8 +608,8 @@ class E2EOffline : public E2E {
           kWait, 200ms);
       std::string detail;
       for (const auto& [d, n] : want) {
-        detail += " " + fleet().device_id(d) + "=" + std::to_string(stored[d]) + "/" +
-                  std::to_string(n);
+        detail +=
+            " " + fleet().device_id(d) + "=" + std::to_string(stored[d]) + "/" + std::to_string(n);
       }
       ASSERT_TRUE(all) << "the store does not hold every accepted message:" << detail;
       std::printf("[e2e] all %zu messages in the store %.1f s after the kill\n", ex.size(),
@@ -615,12 +619,12 @@ class E2EOffline : public E2E {
     ASSERT_EQ(fleet().connect_all(), "");
     fleet().set_auto_reconnect(true);
     auto m = wait_delivered(ex);
-    EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size() << " stored messages lost:"
-                           << describe(m);
-    std::printf("[e2e] %zu stored, %zu replayed, %zu duplicates, %zu seq order violations, "
-                "replay done %.1f s after connecting\n",
-                ex.size(), ex.size() - m.size(), duplicates(ex), order_violations(),
-                seconds_since(t0));
+    EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size()
+                           << " stored messages lost:" << describe(m);
+    std::printf(
+        "[e2e] %zu stored, %zu replayed, %zu duplicates, %zu seq order violations, "
+        "replay done %.1f s after connecting\n",
+        ex.size(), ex.size() - m.size(), duplicates(ex), order_violations(), seconds_since(t0));
   }
 };
 
@@ -680,15 +684,10 @@ TEST_F(E2E, RedisRestartNodesReregisterLinks) {
 // back empty, a device that already received (and acked) messages must still
 // get new ones, live and stored: the seqs of new messages must not fall at or
 // below what the device (and the offline store's acked watermark) has seen.
-//
-// DISABLED: it fails today, a real bug. The counters restart at 1
-// (RedisStatusStore::next_seqs is a plain INCR on a key that an empty Redis
-// no longer has; the online-router takes seqs from it), so messages stored
-// for a device that had seen seq N get seqs 1..N again, and the device's
-// reconnect with Hello.last_seq = N skips them: with N = 3 and 5 stored
-// messages, seqs 1-3 are lost, 4-5 arrive. Run it with
-// --gtest_also_run_disabled_tests --gtest_filter='*RedisRestartKeeps*'.
-TEST_F(E2E, DISABLED_RedisRestartKeepsDeliveringToDevicesWithHistory) {
+// (Was a real bug: counters restarted at 1 and the reconnect with
+// Hello.last_seq = N skipped seqs 1..N. A new counter now starts at a
+// time-based seed, status_store::counter_seed.)
+TEST_F(E2E, RedisRestartKeepsDeliveringToDevicesWithHistory) {
   constexpr int kDevices = 4;
   fleet().add_many(kDevices, "seq-history");
   ASSERT_EQ(fleet().connect_all(), "");
@@ -739,8 +738,7 @@ TEST_F(E2E, DISABLED_RedisRestartKeepsDeliveringToDevicesWithHistory) {
               static_cast<unsigned long long>(seq_before));
   ASSERT_EQ(fleet().connect(off), "");
   auto m = wait_delivered(live);
-  EXPECT_TRUE(m.empty()) << m.size() << " live pushes lost after the Redis restart:"
-                         << describe(m);
+  EXPECT_TRUE(m.empty()) << m.size() << " live pushes lost after the Redis restart:" << describe(m);
   m = wait_delivered(stored, 20s);
   for (const auto& e : stored) {
     for (const auto& r : fleet().receipts(e.message_id)) {
@@ -813,8 +811,10 @@ TEST_F(E2EMarketing, MarketingFloodKeepsNormalLatency) {
       while (flooding && flood_calls.load() < 300) {
         std::string why;
         auto id = push(ids, "sale", 0, /*marketing=*/true, &why);
-        if (id.empty()) ++flood_refused;
-        else ++flood_calls;
+        if (id.empty())
+          ++flood_refused;
+        else
+          ++flood_calls;
       }
     });
   }
@@ -837,13 +837,15 @@ TEST_F(E2EMarketing, MarketingFloodKeepsNormalLatency) {
         return n >= static_cast<uint64_t>(flood_calls.load()) * kDevices;
       },
       kWait, 200ms);
-  std::printf("[e2e] normal p99 idle %lld ms, during the marketing flood %lld ms (p50 %lld -> "
-              "%lld ms); flood: %d calls x %d devices accepted in %.1f s (cap %.0f/s per node), "
-              "%d refused, %llu marketing received\n",
-              static_cast<long long>(idle_p99), static_cast<long long>(during_p99),
-              static_cast<long long>(percentile(latencies(idle), 0.5)),
-              static_cast<long long>(percentile(latencies(during), 0.5)), flood_calls.load(),
-              kDevices, flood_s, cluster().options().marketing_rate, flood_refused.load(), static_cast<unsigned long long>(marketing_received));
+  std::printf(
+      "[e2e] normal p99 idle %lld ms, during the marketing flood %lld ms (p50 %lld -> "
+      "%lld ms); flood: %d calls x %d devices accepted in %.1f s (cap %.0f/s per node), "
+      "%d refused, %llu marketing received\n",
+      static_cast<long long>(idle_p99), static_cast<long long>(during_p99),
+      static_cast<long long>(percentile(latencies(idle), 0.5)),
+      static_cast<long long>(percentile(latencies(during), 0.5)), flood_calls.load(), kDevices,
+      flood_s, cluster().options().marketing_rate, flood_refused.load(),
+      static_cast<unsigned long long>(marketing_received));
   const char* strict = std::getenv("PUSHGW_E2E_STRICT_ISOLATION");
   if (strict != nullptr && std::string(strict) == "1") {
     EXPECT_LE(during_p99, std::max<int64_t>(2 * idle_p99, idle_p99 + 500));
@@ -894,8 +896,8 @@ TEST_F(E2E, DrainMovesLinksWithoutLoss) {
     EXPECT_GE(fleet().redirects(i), 1) << fleet().device_id(i) << " left node-1 without Redirect";
   }
   auto m = wait_delivered(ex);
-  EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size() << " accepted messages lost:"
-                         << describe(m);
+  EXPECT_TRUE(m.empty()) << m.size() << " of " << ex.size()
+                         << " accepted messages lost:" << describe(m);
   std::printf("[e2e] %zu accepted, %zu delivered, %zu duplicates, %zu seq order violations\n",
               ex.size(), ex.size() - m.size(), duplicates(ex), order_violations());
 }

@@ -21,6 +21,12 @@ using test::run_co;
 
 enum class Mode { standalone, cluster };
 
+std::uint64_t wall_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
 std::string mode_name(const ::testing::TestParamInfo<Mode>& info) {
   return info.param == Mode::standalone ? "Standalone" : "Cluster";
 }
@@ -395,19 +401,51 @@ TEST_P(StoreTest, TopicSubscriberCountsPerNode) {
 }
 
 TEST_P(StoreTest, SeqCountersAndIdempotency) {
-  for (std::uint64_t want = 1; want <= 3; ++want) {
+  // A new counter starts at the time-based seed (so a counter lost with
+  // Redis restarts above every seq it handed out), then counts by one.
+  const std::uint64_t floor = counter_seed(wall_ms() - 1000);
+  auto first_seq = run(store_->next_seq("app1", "seqdev"));
+  ASSERT_TRUE(first_seq);
+  EXPECT_GT(*first_seq, floor);
+  EXPECT_LE(*first_seq, counter_seed(wall_ms() + 1000) + 1);
+  for (std::uint64_t k = 1; k <= 2; ++k) {
     auto s = run(store_->next_seq("app1", "seqdev"));
     ASSERT_TRUE(s);
-    EXPECT_EQ(*s, want);
+    EXPECT_EQ(*s, *first_seq + k);
   }
   std::vector<DeviceRef> many;
   for (int i = 0; i < 200; ++i) many.push_back(DeviceRef{"app1", "sq" + std::to_string(i)});
-  for (std::uint64_t round = 1; round <= 2; ++round) {
+  std::vector<std::uint64_t> base;
+  for (std::uint64_t round = 0; round < 2; ++round) {
     auto seqs = run(store_->next_seqs(many));
     ASSERT_TRUE(seqs);
     ASSERT_EQ(seqs->size(), many.size());
-    for (auto v : *seqs) EXPECT_EQ(v, round);
+    if (round == 0) base = *seqs;
+    for (std::size_t i = 0; i < seqs->size(); ++i) {
+      EXPECT_GT((*seqs)[i], floor);
+      EXPECT_EQ((*seqs)[i], base[i] + round);
+    }
   }
+  // Several seqs of one new device in one pipeline stay in order, all above
+  // the seed (not 2, 3, ... after a seeded first one).
+  std::vector<DeviceRef> repeated(5, DeviceRef{"app1", "burst"});
+  repeated.insert(repeated.begin() + 2, DeviceRef{"app1", "other-burst"});
+  auto burst = run(store_->next_seqs(repeated));
+  ASSERT_TRUE(burst);
+  ASSERT_EQ(burst->size(), repeated.size());
+  std::vector<std::uint64_t> of_burst;
+  for (std::size_t i = 0; i < repeated.size(); ++i) {
+    EXPECT_GT((*burst)[i], floor) << i;
+    if (repeated[i].device_id == "burst") of_burst.push_back((*burst)[i]);
+  }
+  for (std::size_t i = 1; i < of_burst.size(); ++i) EXPECT_EQ(of_burst[i], of_burst[i - 1] + 1);
+  // resolve(): status and seq in one pipeline, the seq taken only when asked.
+  auto resolved = run(store_->resolve({{"app1", "burst", true}, {"app1", "nobody-here", false}}));
+  ASSERT_TRUE(resolved) << resolved.error().message();
+  ASSERT_EQ(resolved->size(), 2u);
+  EXPECT_FALSE((*resolved)[0].status.has_value());
+  EXPECT_EQ((*resolved)[0].seq, of_burst.back() + 1);
+  EXPECT_EQ((*resolved)[1].seq, 0u);
 
   auto c1 = run(store_->incr_counters("msg-1", {{"targets", 10}, {"routed", 3}}, 60s));
   ASSERT_TRUE(c1) << c1.error().message();
@@ -436,7 +474,7 @@ TEST_P(StoreTest, SeqCountersAndIdempotency) {
 }
 
 TEST_P(StoreTest, NodeRegistryWithLeases) {
-  NodeInfo n1{"node-1", {"10.0.0.1:7000", "10.0.0.1:7443", "", "wss://n1/ws"}, 1200, false, 0,
+  NodeInfo n1{"node-1",       {"10.0.0.1:7000", "10.0.0.1:7443", "", "wss://n1/ws"}, 1200, false, 0,
               "10.0.0.1:9200"};
   NodeInfo n2{"node-2", {"10.0.0.2:7000", "", "", ""}, 5, true, 0, ""};
   ASSERT_TRUE(run(store_->upsert_node(n1, 30s)));
