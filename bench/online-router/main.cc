@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -276,6 +277,8 @@ int main(int argc, char** argv) {
       r.set_ttl_s(opt.ttl);
       r.set_created_ms(created);
       r.set_expires_ms(created + uint64_t{opt.ttl} * 1000 + 3'600'000);
+      // As push-api does: it creates the counters hash with this expiry first.
+      r.set_counters_expire_ms(created + (std::max<uint64_t>(opt.ttl, 86'400) + 3'600) * 1000);
       pushgw::bus::OutRecord o;
       o.topic = orr::push_topic(orr::TrafficClass::kNormal);
       o.key = orr::device_key(r.app_id(), r.device_id());

@@ -809,7 +809,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
       const auto& t = plan.tallies[i];
       if (t.routed == 0 && t.stored == 0 && t.expired == 0) continue;
       counters.add(plan.requests[i].message_id(), expires_at_ms(plan.requests[i]), t.routed,
-                   t.stored, t.expired);
+                   t.stored, t.expired, plan.requests[i].counters_expire_ms());
     }
     if (counters.empty()) co_return;
     auto r = co_await store_->incr_counters_batch(

@@ -195,7 +195,7 @@ NodeView::Liveness NodeView::check(std::string_view node_id, uint64_t connected_
 }
 
 void CounterBatch::add(const std::string& message_id, uint64_t expires_ms, int64_t routed,
-                       int64_t stored, int64_t expired) {
+                       int64_t stored, int64_t expired, uint64_t covered_until_ms) {
   auto [it, inserted] = counts_.try_emplace(message_id);
   if (inserted) order_.push_back(message_id);
   Counts& c = it->second;
@@ -203,6 +203,7 @@ void CounterBatch::add(const std::string& message_id, uint64_t expires_ms, int64
   c.stored += stored;
   c.expired += expired;
   c.expires_ms = std::max(c.expires_ms, expires_ms);
+  c.covered_until_ms = std::min(c.covered_until_ms, covered_until_ms);
 }
 
 std::vector<status_store::CounterUpdate> CounterBatch::updates(uint64_t now_ms,
@@ -221,6 +222,8 @@ std::vector<status_store::CounterUpdate> CounterBatch::updates(uint64_t now_ms,
     const auto left = std::chrono::milliseconds(
         c.expires_ms > now_ms ? static_cast<int64_t>(c.expires_ms - now_ms) : 0);
     u.ttl = std::max(min_ms, left);
+    u.keep_ttl = c.covered_until_ms != UINT64_MAX && c.covered_until_ms != 0 &&
+                 c.covered_until_ms >= now_ms + static_cast<uint64_t>(u.ttl.count());
     out.push_back(std::move(u));
   }
   return out;

@@ -442,7 +442,7 @@ asio::awaitable<std::variant<Expanded, ApiError>> expand(ImplPtr self, std::stri
 
 std::string serialize_request(const std::string& message_id, const std::string& app_id,
                               const PushBody& body, uint64_t now_ms, const std::string& device_id,
-                              const std::string& user_id) {
+                              const std::string& user_id, uint64_t counters_expire_ms) {
   bus::v1::PushRequest r;
   r.set_schema_version(1);
   r.set_message_id(message_id);
@@ -457,6 +457,7 @@ std::string serialize_request(const std::string& message_id, const std::string& 
   r.set_collapse_key(body.collapse_key);
   r.set_created_ms(now_ms);
   r.set_expires_ms(now_ms + uint64_t{body.ttl_s} * 1000);
+  r.set_counters_expire_ms(counters_expire_ms);
   return r.SerializeAsString();
 }
 
@@ -496,7 +497,12 @@ asio::awaitable<std::variant<std::string, ApiError>> accept_push(ImplPtr self,
     if (!have) co_return store_failure(*self, "counters read", have.error());
     counted = have->count(app_marker(app_id)) > 0;
   }
+  // The hash's expiry as set here (the script only ever extends it), so the
+  // routers need not set it again per message. 0 when set by an earlier call.
+  uint64_t counters_expire_ms = 0;
   if (!counted) {
+    counters_expire_ms =
+        self->deps.clock->now_ms() + static_cast<uint64_t>(counters_ttl(body.ttl_s).count());
     std::vector<std::pair<std::string, int64_t>> deltas;
     deltas.emplace_back("targets", static_cast<int64_t>(ex.targets));
     deltas.emplace_back("class", static_cast<int64_t>(body.traffic_class));
@@ -517,14 +523,15 @@ asio::awaitable<std::variant<std::string, ApiError>> accept_push(ImplPtr self,
       bus::OutRecord rec;
       rec.topic = topic;
       rec.key = app_id + "/" + device;
-      rec.value = serialize_request(message_id, app_id, body, now, device, user);
+      rec.value =
+          serialize_request(message_id, app_id, body, now, device, user, counters_expire_ms);
       records.push_back(std::move(rec));
     }
   } else {
     bus::OutRecord rec;
     rec.topic = fanout_topic(body.traffic_class);
     rec.key = message_id;
-    rec.value = serialize_request(message_id, app_id, body, now, {}, {});
+    rec.value = serialize_request(message_id, app_id, body, now, {}, {}, counters_expire_ms);
     records.push_back(std::move(rec));
   }
 

@@ -763,6 +763,7 @@ asio::awaitable<result<void>> RedisStatusStore::incr_counters_batch(
       c.arg_int(delta);
       cmds.push_back(std::move(c));
     }
+    if (u.keep_ttl) continue;
     Command e{"PEXPIRE", key};
     e.arg_int(u.ttl.count());
     cmds.push_back(std::move(e));

@@ -133,11 +133,14 @@ class NodeView {
 /// batch often belong to one message: user targets, fan-out).
 class CounterBatch {
  public:
+  /// `covered_until_ms`: the hash's expiry as its creator (push-api) set
+  /// it, 0 if not known.
   void add(const std::string& message_id, uint64_t expires_ms, int64_t routed, int64_t stored,
-           int64_t expired);
+           int64_t expired, uint64_t covered_until_ms = 0);
   bool empty() const { return counts_.empty(); }
   /// One update per message with its non-zero counters ("routed", "stored",
-  /// "expired"); ttl = max(min_ttl, expiry - now).
+  /// "expired"); ttl = max(min_ttl, expiry - now), and keep_ttl when the
+  /// hash's known expiry is at least that far away.
   std::vector<status_store::CounterUpdate> updates(uint64_t now_ms,
                                                    std::chrono::seconds min_ttl) const;
 
@@ -147,6 +150,7 @@ class CounterBatch {
     int64_t stored = 0;
     int64_t expired = 0;
     uint64_t expires_ms = 0;
+    uint64_t covered_until_ms = UINT64_MAX;  // min over the adds
   };
   std::vector<std::string> order_;
   std::unordered_map<std::string, Counts> counts_;

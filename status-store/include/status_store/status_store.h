@@ -127,6 +127,9 @@ struct CounterUpdate {
   std::string message_id;
   std::vector<std::pair<std::string, std::int64_t>> deltas;
   std::chrono::milliseconds ttl{0};
+  /// The hash is known to outlive `ttl` already (its creator set a longer
+  /// expiry): no PEXPIRE is sent, which saves one command per message.
+  bool keep_ttl = false;
 };
 
 class StatusStore {

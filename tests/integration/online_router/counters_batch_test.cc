@@ -42,6 +42,21 @@ TEST_F(CountersBatchTest, AddsDeltasAndSetsTtlPerMessage) {
   EXPECT_EQ(counters("b"), (std::map<std::string, int64_t>{{"expired", 3}, {"targets", 4}}));
 }
 
+TEST_F(CountersBatchTest, KeepTtlLeavesTheExpiryAlone) {
+  auto one =
+      boost::asio::co_spawn(io_->executor(), store_->incr_counters("k", {{"targets", 1}}, 3'600s),
+                            boost::asio::use_future);
+  ASSERT_TRUE(one.get());
+  status_store::CounterUpdate u{"k", {{"routed", 1}}, 60s};
+  u.keep_ttl = true;
+  ASSERT_TRUE(batch({u}));
+  EXPECT_EQ(counters("k"), (std::map<std::string, int64_t>{{"routed", 1}, {"targets", 1}}));
+  EXPECT_GT(pttl("k"), 3'000'000) << "no PEXPIRE to the shorter ttl";
+  u.keep_ttl = false;
+  ASSERT_TRUE(batch({u}));
+  EXPECT_LE(pttl("k"), 60'000) << "without keep_ttl the update sets it";
+}
+
 TEST_F(CountersBatchTest, InvalidUpdateSendsNothing) {
   auto r = batch({{"ok", {{"routed", 1}}, 60s}, {"bad", {}, 60s}});
   ASSERT_FALSE(r);

@@ -61,6 +61,10 @@ TEST_F(PushApi, DevicePushIsOneRecordPerDeviceAckedBeforeThe202) {
     EXPECT_FALSE(p.broadcast());
     EXPECT_GT(p.created_ms(), 1'600'000'000'000ULL);
     EXPECT_EQ(p.expires_ms(), p.created_ms() + 86'400'000ULL);
+    // The counters hash was created first, with at least ttl + 1 h: the
+    // record says until when, so routers need not set its TTL again.
+    EXPECT_GE(p.counters_expire_ms() + 1000, p.created_ms() + 90'000'000ULL);
+    EXPECT_LE(p.counters_expire_ms(), p.created_ms() + 90'000'000ULL);
   }
   EXPECT_EQ(keys, (std::set<std::string>{"demo/d1", "demo/d2"}));
   EXPECT_EQ(produced("pushgw.push.marketing"), 0);

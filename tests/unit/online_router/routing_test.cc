@@ -249,6 +249,24 @@ TEST(CounterBatch, AggregatesPerMessageInFirstSeenOrder) {
   EXPECT_EQ(u[1].message_id, "m1");
   EXPECT_EQ(u[1].deltas, (std::vector<std::pair<std::string, int64_t>>{{"expired", 1}}));
   EXPECT_EQ(u[1].ttl, std::chrono::milliseconds(500'000'000)) << "at least the message's ttl";
+  EXPECT_FALSE(u[0].keep_ttl) << "expiry not known: the router sets it";
+  EXPECT_FALSE(u[1].keep_ttl);
+}
+
+TEST(CounterBatch, KeepsTheTtlOnlyWhenTheKnownExpiryCoversIt) {
+  CounterBatch b;
+  const uint64_t day = 86'400'000;
+  b.add("covered", kNow + 10'000, 1, 1, 0, kNow + day + 3'600'000);
+  b.add("short", kNow + 10'000, 1, 0, 0, kNow + day - 1);
+  b.add("long-ttl", kNow + 3 * day, 1, 0, 0, kNow + 2 * day);
+  b.add("mixed", kNow + 10'000, 1, 0, 0, kNow + 2 * day);
+  b.add("mixed", kNow + 10'000, 1, 0, 0, 0);  // one record without the field
+  auto u = b.updates(kNow, 86'400s);
+  ASSERT_EQ(u.size(), 4u);
+  EXPECT_TRUE(u[0].keep_ttl) << "push-api's expiry outlives what the router would set";
+  EXPECT_FALSE(u[1].keep_ttl) << "an expiry short of the minimum is extended";
+  EXPECT_FALSE(u[2].keep_ttl) << "an expiry short of the message's own is extended";
+  EXPECT_FALSE(u[3].keep_ttl) << "any record without a known expiry sets it";
 }
 
 }  // namespace
