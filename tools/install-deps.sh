@@ -9,7 +9,7 @@ PKGS=(
   libssl-dev libprotobuf-dev protobuf-compiler
   librdkafka-dev librocksdb-dev libhiredis-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   redis-server redis-tools procps curl openssl python3-yaml
 )
 
