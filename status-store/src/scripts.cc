@@ -200,18 +200,6 @@ return c
   return s;
 }
 
-const redis::Script& incr_counters() {
-  static const redis::Script s(R"lua(
-local out = {}
-for i = 2, #ARGV, 2 do
-  out[#out + 1] = redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return out
-)lua");
-  return s;
-}
-
 const redis::Script& seq_seed() {
   static const redis::Script s(R"lua(
 local v = tonumber(redis.call('GET', KEYS[1]) or '0') or 0

@@ -30,9 +30,6 @@ const redis::Script& node_list();
 const redis::Script& node_remove();
 /// KEYS: topic. ARGV: node, delta. -> new count (0: removed)
 const redis::Script& topic_add();
-/// KEYS: counters. ARGV: ttl_ms, field1, delta1, ... -> {value1, ...}; the TTL is only ever
-/// extended.
-const redis::Script& incr_counters();
 /// KEYS: seq counter. ARGV: seed, n. For a counter that INCR just created and
 /// that then handed out 1..n: a counter still below the seed is moved up by
 /// the seed (values 1..n become seed+1..seed+n); one seeded meanwhile hands

@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 
 #include "node_fixture.h"
 #include "testsupport/ports.h"
@@ -73,8 +74,12 @@ TEST_F(BinaryTest, RunsFromAConfigFileDrainsAndExitsOnSigterm) {
   so.stdout_path = dir_.file("stdout.log").string();
   so.stderr_path = dir_.file("stderr.log").string();
   auto proc = testsupport::Process::spawn({binary(), "--config", cfg_path}, so);
-  ASSERT_TRUE(eventually([&] { return port_open(c.listen.tcp_port); }, 20s))
-      << "conn-node did not listen; stderr in " << so.stderr_path;
+  ASSERT_TRUE(eventually([&] { return port_open(c.listen.tcp_port); }, 30s))
+      << "conn-node did not listen; its stderr:\n"
+      << [&] {
+           std::ifstream in(so.stderr_path);
+           return std::string(std::istreambuf_iterator<char>(in), {});
+         }();
   // The admin listener starts right after the device listeners.
   EXPECT_TRUE(eventually([&] { return http_status(admin_port, "GET", "/healthz") == 200; }));
   EXPECT_TRUE(eventually([&] { return http_status(admin_port, "GET", "/readyz") == 200; }));
@@ -85,11 +90,12 @@ TEST_F(BinaryTest, RunsFromAConfigFileDrainsAndExitsOnSigterm) {
   ep.port = c.listen.tls_port;
   client::ConnectOptions opts;
   opts.tls = client_tls_;
-  auto link = run(ioc_, [](asio::any_io_executor ex, client::Endpoint e,
-                           client::ConnectOptions o)
-                            -> asio::awaitable<result<std::unique_ptr<client::Link>>> {
-    co_return co_await client::Link::connect(ex, std::move(e), std::move(o));
-  }(ioc_.get_executor(), ep, opts));
+  auto link =
+      run(ioc_,
+          [](asio::any_io_executor ex, client::Endpoint e,
+             client::ConnectOptions o) -> asio::awaitable<result<std::unique_ptr<client::Link>>> {
+            co_return co_await client::Link::connect(ex, std::move(e), std::move(o));
+          }(ioc_.get_executor(), ep, opts));
   ASSERT_TRUE(link) << link.error().message();
   client::Device dev(std::move(*link));
   const auto reply = hello(dev, "dev-bin", token("dev-bin"));
@@ -124,13 +130,13 @@ TEST_F(BinaryTest, BadConfigExitsWithTwo) {
                                      dir_.file("bad.log").string()),
             2);
   // TLS on without a certificate is refused before anything starts.
-  EXPECT_EQ(testsupport::run_command({binary(), "--set", "kafka.bootstrap=127.0.0.1:1",
-                                      "--set", "tls.cert_file="},
-                                     10s, dir_.file("bad2.log").string()),
+  EXPECT_EQ(testsupport::run_command(
+                {binary(), "--set", "kafka.bootstrap=127.0.0.1:1", "--set", "tls.cert_file="}, 10s,
+                dir_.file("bad2.log").string()),
             2);
-  EXPECT_EQ(testsupport::run_command({binary(), "--help-config"}, 10s,
-                                     dir_.file("help.log").string()),
-            0);
+  EXPECT_EQ(
+      testsupport::run_command({binary(), "--help-config"}, 10s, dir_.file("help.log").string()),
+      0);
 }
 
 }  // namespace

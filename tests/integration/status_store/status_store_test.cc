@@ -450,6 +450,18 @@ TEST_P(StoreTest, SeqCountersAndIdempotency) {
   auto c1 = run(store_->incr_counters("msg-1", {{"targets", 10}, {"routed", 3}}, 60s));
   ASSERT_TRUE(c1) << c1.error().message();
   EXPECT_EQ(*c1, (std::map<std::string, std::int64_t>{{"routed", 3}, {"targets", 10}}));
+  // The ttl is set on a new hash and only ever extended.
+  auto pttl = [&](const std::string& id) {
+    auto r = run(store_->client().exec(redis::Command{"PTTL", store_->keys().counters(id)}));
+    return r && r->to_int() ? *r->to_int() : -3;
+  };
+  EXPECT_GT(pttl("msg-1"), 50'000);
+  EXPECT_LE(pttl("msg-1"), 60'000);
+  ASSERT_TRUE(run(store_->incr_counters("msg-ttl", {{"targets", 1}}, 3'600s)));
+  ASSERT_TRUE(run(store_->incr_counters("msg-ttl", {{"acked", 1}}, 10s)));
+  EXPECT_GT(pttl("msg-ttl"), 3'000'000) << "a shorter ttl never shortens it";
+  ASSERT_TRUE(run(store_->incr_counters("msg-ttl", {{"acked", 1}}, 7'200s)));
+  EXPECT_GT(pttl("msg-ttl"), 7'000'000) << "a longer one extends it";
   auto c2 = run(store_->incr_counters("msg-1", {{"routed", 2}, {"delivered", 1}}, 60s));
   ASSERT_TRUE(c2);
   EXPECT_EQ((*c2)["routed"], 5);
