@@ -104,7 +104,12 @@ common::ConfigSchema<RouterConfig> build_schema() {
       .field("replay.max_tracked_connections",
              [](auto& c) -> auto& { return c.replay.max_tracked_connections; },
              d.replay.max_tracked_connections,
-             "connected devices remembered for replay.forward_late_stores", range(0, 100'000'000));
+             "connected devices remembered for replay.forward_late_stores", range(0, 100'000'000))
+      .field("replay.catch_up_wait_ms", [](auto& c) -> auto& { return c.replay.catch_up_wait; },
+             d.replay.catch_up_wait,
+             "a replay waits until the store has caught up with the stores produced before the "
+             "device connected, at most this long (0 = no wait)",
+             range(0, 60'000));
 
   common::add_admin_fields(s, [](auto& c) -> auto& { return c.admin; }, 9400);
   common::add_log_fields(s, [](auto& c) -> auto& { return c.log; });

@@ -1,5 +1,7 @@
 #include "offline_router/partition_work.h"
 
+#include <algorithm>
+#include <chrono>
 #include <unordered_set>
 #include <utility>
 
@@ -83,6 +85,7 @@ PartitionResult apply_partition(const WorkContext& ctx, PartitionWork& work) {
   std::vector<DeliveryRecord> stores;
   std::vector<ms::AckRequest> acks;
   std::vector<Presence> presences;
+  std::vector<const bus::Record*> presence_records;  // the record of each presence
   int64_t next_offline = -1;
   int64_t next_acks = -1;
   for (const auto& r : work.records) {
@@ -157,6 +160,7 @@ PartitionResult apply_partition(const WorkContext& ctx, PartitionWork& work) {
         acks.push_back(std::move(a));
       }
       presences.push_back(std::move(p));
+      presence_records.push_back(&r);
     } else {
       ++out.rejected_bad;
     }
@@ -182,6 +186,14 @@ PartitionResult apply_partition(const WorkContext& ctx, PartitionWork& work) {
   for (std::size_t i = 0; i < presences.size(); ++i) {
     const auto& p = presences[i];
     std::string key = device_key(p.app_id(), p.device_id());
+    // A replay still waiting from an earlier batch is moot once a newer
+    // presence of the device (connect or disconnect) is here.
+    if (auto pend = ps.pending.find(key);
+        pend != ps.pending.end() && pend->second.epoch <= p.epoch()) {
+      out.released.push_back(std::move(pend->second.record));
+      ps.pending.erase(pend);
+      ++out.replays_skipped;
+    }
     with_presence.insert(key);
     auto it = wanted.find(key);
     if (p.kind() == Presence::CONNECTED) {
@@ -199,15 +211,83 @@ PartitionResult apply_partition(const WorkContext& ctx, PartitionWork& work) {
     }
   }
 
+  // Which replays go now. Kafka orders records within a partition, not
+  // across topics: a CONNECTED presence can be read before stores that were
+  // produced before it. A replay therefore waits until the store has applied
+  // pushgw.offline up to the partition's end offset as it was when the
+  // presence was read (or catch_up_wait at most); otherwise those stores
+  // would reach the device as late forwards, after newer live messages.
+  const uint64_t now = ctx.now_ms ? ctx.now_ms() : static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch()).count());
+  int64_t applied_offline = std::max<int64_t>(cp_offline->value_or(0), next_offline);
+  std::vector<PendingReplay> go;
+  for (auto it = ps.pending.begin(); it != ps.pending.end();) {
+    const bool caught_up = applied_offline >= it->second.until_offset;
+    if (!caught_up && now < it->second.deadline_ms) {
+      ++it;
+      continue;
+    }
+    if (caught_up) {
+      ++out.replays_caught_up;
+    } else {
+      ++out.replays_wait_timeouts;
+      common::logger("offline")->warn(
+          "replay {} epoch {}: the store applied {}[{}] up to offset {} only, {} was the end "
+          "when the device connected; replaying what is stored after {} ms",
+          it->first, it->second.epoch, cfg.kafka.offline_topic, work.partition, applied_offline,
+          it->second.until_offset, cfg.replay.catch_up_wait.count());
+    }
+    out.released.push_back(std::move(it->second.record));
+    go.push_back(std::move(it->second));
+    it = ps.pending.erase(it);
+  }
+  std::optional<int64_t> end_offset;
+  bool end_asked = false;
+  for (std::size_t i = 0; i < presences.size(); ++i) {
+    const auto& p = presences[i];
+    if (p.kind() != Presence::CONNECTED) continue;
+    std::string key = device_key(p.app_id(), p.device_id());
+    auto it = wanted.find(key);
+    if (it == wanted.end() || it->second != i) continue;
+    PendingReplay r{p.app_id(), p.device_id(), p.node_id(), p.epoch(), p.last_seq(), 0, 0, {}};
+    if (cfg.replay.catch_up_wait.count() > 0 && ctx.offline_end_offset) {
+      if (!end_asked) {
+        end_asked = true;
+        end_offset = ctx.offline_end_offset(work.partition);
+        if (!end_offset) {
+          common::logger("offline")->warn(
+              "{}[{}]: end offset not available; replaying without waiting for the store to "
+              "catch up",
+              cfg.kafka.offline_topic, work.partition);
+        }
+      }
+      if (end_offset && applied_offline < *end_offset) {
+        r.until_offset = *end_offset;
+        r.deadline_ms = now + static_cast<uint64_t>(cfg.replay.catch_up_wait.count());
+        r.record = *presence_records[i];
+        out.deferred_offsets.push_back(presence_records[i]->offset);
+        ++out.replays_deferred;
+        ps.pending.insert_or_assign(std::move(key), std::move(r));
+        continue;
+      }
+    }
+    go.push_back(std::move(r));
+  }
+
   // Messages stored now for a device whose replay already happened (it
   // connected in an earlier batch): the online router may have found it
-  // offline, so nothing would bring them before the next connect.
+  // offline, so nothing would bring them before the next connect. Not for a
+  // device whose replay waits or goes now: the replay reads them.
   if (cfg.replay.forward_late_stores && !ps.connected.empty()) {
+    std::unordered_set<std::string> replaying;
+    for (const auto& g : go) replaying.insert(device_key(g.app_id, g.device_id));
     for (std::size_t i = 0; i < stores.size(); ++i) {
       if (!stored_now(out.applied.store.outcomes[i])) continue;
       const auto& dr = stores[i];
       std::string key = device_key(dr.app_id(), dr.device_id());
       if (with_presence.contains(key)) continue;  // its replay (or disconnect) decides
+      if (replaying.contains(key) || ps.pending.contains(key)) continue;
       auto it = ps.connected.find(key);
       if (it == ps.connected.end()) continue;
       // Sent live to this connection (or a newer one) already.
@@ -223,34 +303,30 @@ PartitionResult apply_partition(const WorkContext& ctx, PartitionWork& work) {
     }
   }
 
-  for (std::size_t i = 0; i < presences.size(); ++i) {
-    const auto& p = presences[i];
-    if (p.kind() != Presence::CONNECTED) continue;
-    const std::string key = device_key(p.app_id(), p.device_id());
-    auto it = wanted.find(key);
-    if (it == wanted.end() || it->second != i) continue;
-    const std::string topic = cfg.kafka.deliver_prefix + p.node_id();
+  for (const auto& p : go) {
+    const std::string key = device_key(p.app_id, p.device_id);
+    const std::string topic = cfg.kafka.deliver_prefix + p.node_id;
     ReplayGroup group;
-    uint64_t after = p.last_seq();
-    uint64_t highest = p.last_seq();
+    uint64_t after = p.last_seq;
+    uint64_t highest = p.last_seq;
     bool failed = false;
     for (;;) {
-      auto page = store.read(p.app_id(), p.device_id(), after, cfg.replay.page);
+      auto page = store.read(p.app_id, p.device_id, after, cfg.replay.page);
       if (!page) {
         ++out.replay_read_failures;
         common::logger("offline")->warn("replay {} epoch {}: store read failed: {}", key,
-                                        p.epoch(), page.error().message());
+                                        p.epoch, page.error().message());
         failed = true;
         break;
       }
       for (auto& m : page->messages) {
         DeliveryRecord d;
         d.set_schema_version(kSchemaVersion);
-        d.set_app_id(p.app_id());
-        d.set_device_id(p.device_id());
+        d.set_app_id(p.app_id);
+        d.set_device_id(p.device_id);
         d.set_replay(true);
-        d.set_epoch(p.epoch());
-        d.set_node_id(p.node_id());
+        d.set_epoch(p.epoch);
+        d.set_node_id(p.node_id);
         after = m.seq();
         highest = m.seq();
         *d.mutable_push() = std::move(m);
@@ -264,12 +340,12 @@ PartitionResult apply_partition(const WorkContext& ctx, PartitionWork& work) {
     if (failed) continue;
     DeliveryRecord done;
     done.set_schema_version(kSchemaVersion);
-    done.set_app_id(p.app_id());
-    done.set_device_id(p.device_id());
-    done.set_epoch(p.epoch());
-    done.set_node_id(p.node_id());
+    done.set_app_id(p.app_id);
+    done.set_device_id(p.device_id);
+    done.set_epoch(p.epoch);
+    done.set_node_id(p.node_id);
     auto* rc = done.mutable_replay_complete();
-    rc->set_epoch(p.epoch());
+    rc->set_epoch(p.epoch);
     rc->set_highest_seq(highest);
     rc->set_count(group.messages);
     group.records.push_back({topic, key, done.SerializeAsString(), {}, std::nullopt});

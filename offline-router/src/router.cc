@@ -10,6 +10,7 @@
 // retries them (and takes nothing new) until the write succeeds.
 #include "offline_router/router.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/crc.hpp>
@@ -113,6 +114,7 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
     stores_ = std::make_shared<ms::StoreSet>(cfg_.store.data_dir, so, cfg_.store.open_wait);
     ctx_.config = &cfg_;
     ctx_.tracked = &tracked_;
+    ctx_.now_ms = &wall_ms;
   }
 
   ~Impl() { stop_blocking(); }
@@ -188,6 +190,13 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
         if (auto self = weak.lock()) self->revoked(std::move(parts));
       };
       consumer_ = bus::make_kafka_consumer(cc, strand_, std::move(handlers), &metrics_->registry());
+      // Runs on the store pool, inside a batch (the consumer outlives it).
+      ctx_.offline_end_offset = [this](int32_t partition) -> std::optional<int64_t> {
+        auto end = consumer_->end_offset({cfg_.kafka.offline_topic, partition},
+                                         std::chrono::milliseconds(2'000));
+        if (!end) return std::nullopt;
+        return *end;
+      };
     } catch (const bus::ConfigError& e) {
       log()->error("kafka config: {}", e.what());
       return errc::invalid_argument;
@@ -282,7 +291,7 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
           co_await self->sleep(milliseconds(200));
           continue;
         }
-        if (next->empty()) continue;
+        if (next->empty() && !self->replay_wait_due()) continue;
         batch = std::move(*next);
       }
       co_await process(self, std::move(batch));
@@ -310,6 +319,14 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
     }
     if (unowned > 0) self->m_.rejected[static_cast<int>(Rejected::kUnowned)]->Increment(
         static_cast<double>(unowned));
+    // Partitions whose waiting replays are due run even without records.
+    const uint64_t now = wall_ms();
+    for (const auto& [part, state] : self->owned_) {
+      if (by_partition.contains(part) || !due(*state, now)) continue;
+      auto& w = by_partition[part];
+      w.partition = part;
+      w.state = state;
+    }
 
     // (Named locals around every co_await: GCC 12 mishandles temporaries
     // with destructors and structured bindings across a suspension.)
@@ -377,7 +394,19 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
         self->hold(std::move(work[i].records));
         continue;
       }
-      if (self->consumer_) self->consumer_->mark_processed(work[i].records);
+      if (self->consumer_) {
+        // A presence whose replay waits is marked once the replay is out.
+        if (!r.deferred_offsets.empty()) {
+          const std::string& presence = self->cfg_.kafka.presence_topic;
+          std::erase_if(work[i].records, [&](const bus::Record& rec) {
+            return rec.topic == presence &&
+                   std::find(r.deferred_offsets.begin(), r.deferred_offsets.end(), rec.offset) !=
+                       r.deferred_offsets.end();
+          });
+        }
+        self->consumer_->mark_processed(work[i].records);
+        if (!r.released.empty()) self->consumer_->mark_processed(r.released);
+      }
       self->account(r);
     }
     self->store_ok_ = !failed && self->held_.empty();
@@ -385,6 +414,21 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
     self->count([](RouterStats& s) { ++s.batches; });
     self->m_.batch_seconds->Observe(
         std::chrono::duration<double>(SteadyClock::now() - t0).count());
+  }
+
+  static uint64_t wall_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  }
+  static bool due(const PartitionState& ps, uint64_t now) {
+    return std::any_of(ps.pending.begin(), ps.pending.end(),
+                       [now](const auto& kv) { return kv.second.deadline_ms <= now; });
+  }
+  bool replay_wait_due() const {
+    const uint64_t now = wall_ms();
+    return std::any_of(owned_.begin(), owned_.end(),
+                       [now](const auto& kv) { return due(*kv.second, now); });
   }
 
   void hold(std::vector<bus::Record> records) {
@@ -481,6 +525,9 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
     m_.state_gaps->Increment(static_cast<double>(r.state_gaps));
     m_.replays_skipped->Increment(static_cast<double>(r.replays_skipped));
     m_.replays_failed->Increment(static_cast<double>(r.replay_read_failures));
+    m_.replay_waits_deferred->Increment(static_cast<double>(r.replays_deferred));
+    m_.replay_waits_caught_up->Increment(static_cast<double>(r.replays_caught_up));
+    m_.replay_waits_timeout->Increment(static_cast<double>(r.replays_wait_timeouts));
     m_.rejected[static_cast<int>(Rejected::kBadMessage)]->Increment(
         static_cast<double>(r.rejected_bad));
     m_.rejected[static_cast<int>(Rejected::kSchemaVersion)]->Increment(

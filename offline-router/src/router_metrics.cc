@@ -42,6 +42,15 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
   replays_ok = &replays_f.Add({{"result", "ok"}});
   replays_failed = &replays_f.Add({{"result", "failed"}});
   replays_skipped = &replays_f.Add({{"result", "skipped"}});
+  auto& waits_f = prometheus::BuildCounter()
+                      .Name("pushgw_offline_replay_waits_total")
+                      .Help("replays that waited for the store to catch up with pushgw.offline "
+                            "(deferred), and how the waits ended: caught_up, or timeout "
+                            "(replay.catch_up_wait_ms passed; replayed what was stored)")
+                      .Register(r);
+  replay_waits_deferred = &waits_f.Add({{"event", "deferred"}});
+  replay_waits_caught_up = &waits_f.Add({{"event", "caught_up"}});
+  replay_waits_timeout = &waits_f.Add({{"event", "timeout"}});
   replayed = counter("pushgw_offline_replayed_total", "stored messages sent by replays");
   forwarded = counter("pushgw_offline_forwarded_total",
                       "messages stored after their device's replay, sent to its node at once");

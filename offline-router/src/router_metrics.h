@@ -36,6 +36,9 @@ struct RouterMetrics {
   prometheus::Counter* replays_ok = nullptr;
   prometheus::Counter* replays_failed = nullptr;
   prometheus::Counter* replays_skipped = nullptr;  // superseded in the same batch
+  prometheus::Counter* replay_waits_deferred = nullptr;   // waited for the store to catch up
+  prometheus::Counter* replay_waits_caught_up = nullptr;
+  prometheus::Counter* replay_waits_timeout = nullptr;
   prometheus::Counter* replayed = nullptr;     // messages sent by replays
   prometheus::Counter* forwarded = nullptr;    // late stores sent to the connected node
   prometheus::Counter* store_failures = nullptr;

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -303,6 +304,17 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
   std::optional<std::string> fatal_error() const {
     std::lock_guard lk(mu_);
     return fatal_;
+  }
+
+  result<int64_t> end_offset(const TopicPartition& tp, std::chrono::milliseconds timeout) const {
+    std::shared_lock lk(rk_mu_);  // the poll thread destroys the handle on close
+    if (!rk_) return errc::shutting_down;
+    int64_t low = 0;
+    int64_t high = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+        rk_.get(), tp.topic.c_str(), tp.partition, &low, &high, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::to_error_code(err);
+    return high;
   }
 
  private:
@@ -598,7 +610,10 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
       owned_.clear();
     }
     queue_.reset();
-    rk_.reset();
+    {
+      std::unique_lock lk(rk_mu_);
+      rk_.reset();
+    }
     wake_waiter(0);
     for (auto& c : commits) {
       post_handler(std::move(c.handler), std::move(c.work), result<void>(errc::shutting_down));
@@ -647,6 +662,7 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
   std::thread thread_;
 
   mutable std::mutex mu_;
+  mutable std::shared_mutex rk_mu_;  // end_offset() (shared) vs the handle's destruction
   std::condition_variable room_cv_;
   State state_ = State::kRunning;
   bool stop_requested_ = false;
@@ -738,6 +754,10 @@ class KafkaConsumer final : public Consumer {
   asio::awaitable<void> close() override { return close_impl(core_); }
   std::vector<TopicPartition> assignment() const override { return core_->assignment(); }
   std::optional<std::string> fatal_error() const override { return core_->fatal_error(); }
+  result<int64_t> end_offset(const TopicPartition& tp,
+                             std::chrono::milliseconds timeout) const override {
+    return core_->end_offset(tp, timeout);
+  }
 
  private:
   std::shared_ptr<ConsumerCore> core_;

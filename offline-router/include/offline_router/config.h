@@ -68,6 +68,12 @@ struct ReplaySettings {
   bool forward_late_stores = true;
   /// Connected devices remembered per router for forward_late_stores.
   uint32_t max_tracked_connections = 1'000'000;
+  /// A CONNECTED presence can overtake stores produced before it (Kafka
+  /// orders records within a partition, not across topics). Its replay waits
+  /// until the store has applied pushgw.offline up to the partition's end
+  /// offset as it was when the presence was read, at most this long
+  /// (0 = replay at once).
+  std::chrono::milliseconds catch_up_wait{1'500};
 };
 
 struct RouterConfig {

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,22 @@ struct Conn {
   uint64_t epoch = 0;
 };
 
+/// A CONNECTED presence whose replay waits for the store to catch up with
+/// pushgw.offline (see ReplaySettings::catch_up_wait).
+struct PendingReplay {
+  std::string app_id;
+  std::string device_id;
+  std::string node_id;
+  uint64_t epoch = 0;
+  uint64_t last_seq = 0;
+  /// Replay once the store has applied pushgw.offline up to here (exclusive).
+  int64_t until_offset = 0;
+  /// ... or at this time, whatever is stored by then.
+  uint64_t deadline_ms = 0;
+  /// The presence record: marked processed only once the replay is out.
+  bus::Record record;
+};
+
 /// Per owned partition. `store` and `gen` belong to the router's strand; the
 /// rest to the single batch in flight on the pool.
 struct PartitionState {
@@ -41,6 +58,7 @@ struct PartitionState {
   uint64_t gen = 0;
   std::shared_ptr<msg_store::MessageStore> store;
   std::unordered_map<std::string, Conn> connected;  // "<app>/<device>" -> connection
+  std::unordered_map<std::string, PendingReplay> pending;  // "<app>/<device>" -> waiting replay
   bool gap_checked_offline = false;
   bool gap_checked_acks = false;
   uint64_t expired_compacted_seen = 0;
@@ -75,6 +93,15 @@ struct PartitionResult {
   uint64_t replay_read_failures = 0;
   std::vector<ReplayGroup> replays;
   std::vector<bus::OutRecord> forwards;
+  /// Replays that wait for the store to catch up (their presence records,
+  /// below, are not to be marked yet), and how earlier waits ended.
+  uint64_t replays_deferred = 0;
+  uint64_t replays_caught_up = 0;
+  uint64_t replays_wait_timeouts = 0;
+  /// Offsets (presence topic) of this batch's records whose replay waits.
+  std::vector<int64_t> deferred_offsets;
+  /// Presence records of earlier batches whose replay is out (or moot): mark them now.
+  std::vector<bus::Record> released;
 };
 
 /// Settings and shared state the work needs.
@@ -82,6 +109,12 @@ struct WorkContext {
   const RouterConfig* config = nullptr;
   /// Connections remembered over all partitions (bounded by max_tracked_connections).
   std::atomic<uint64_t>* tracked = nullptr;
+  /// The end offset (next offset to be written) of a partition of
+  /// pushgw.offline, asked of the broker; nullopt when it cannot be had (the
+  /// replay then goes at once). Blocking. Unset: replays never wait.
+  std::function<std::optional<int64_t>(int32_t partition)> offline_end_offset;
+  /// Wall clock in ms (deadlines of waiting replays); unset: the system clock.
+  std::function<uint64_t()> now_ms;
 };
 
 /// "<app>/<device>", the Kafka key of every per-device record.

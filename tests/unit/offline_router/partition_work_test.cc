@@ -110,6 +110,14 @@ class PartitionWorkTest : public ::testing::Test {
     WorkContext ctx;
     ctx.config = &cfg_;
     ctx.tracked = &tracked_;
+    ctx.now_ms = [this] { return clock_.now_ms(); };
+    if (broker_) {
+      ctx.offline_end_offset = [this](int32_t partition) -> std::optional<int64_t> {
+        EXPECT_EQ(partition, 0);
+        ++end_offset_queries_;
+        return end_offset_;
+      };
+    }
     return apply_partition(ctx, w);
   }
 
@@ -141,7 +149,20 @@ class PartitionWorkTest : public ::testing::Test {
   std::atomic<uint64_t> tracked_{0};
   std::shared_ptr<PartitionState> state_;
   std::map<std::string, int64_t> next_offset_;
+  // The broker's end offset of pushgw.offline[0] (nullopt: not available);
+  // without broker_ the work has no way to ask.
+  bool broker_ = false;
+  std::optional<int64_t> end_offset_;
+  int end_offset_queries_ = 0;
 };
+
+std::vector<uint64_t> replayed_seqs(const std::vector<DeliveryRecord>& recs) {
+  std::vector<uint64_t> out;
+  for (const auto& d : recs) {
+    if (d.has_push()) out.push_back(d.push().seq());
+  }
+  return out;
+}
 
 TEST_F(PartitionWorkTest, StoresAndAConnectInOneBatchReplayInSeqOrder) {
   // Stored out of order, then the device connects in the same batch.
@@ -267,6 +288,91 @@ TEST_F(PartitionWorkTest, LateStoresAreForwardedToTheConnectedNodeOnly) {
   cfg_.replay.forward_late_stores = false;
   ASSERT_FALSE(run({connected("d1", "n1", 6)}).error);
   EXPECT_TRUE(run({stored("d1", 5)}).forwards.empty());
+}
+
+// A CONNECTED presence read before stores that were produced before it (Kafka
+// orders records within a partition, not across topics): its replay waits for
+// them, so they arrive in seq order instead of as late forwards after newer
+// live messages.
+TEST_F(PartitionWorkTest, AConnectThatOvertookStoresWaitsForThemAndReplaysInOrder) {
+  broker_ = true;
+  ASSERT_FALSE(run({stored("d1", 1)}).error);  // pushgw.offline applied up to offset 1
+  end_offset_ = 3;                              // two more stores are on their way
+  auto c = connected("d1", "n1", 7);
+  const int64_t presence_offset = c.offset;
+  auto r = run({c});
+  ASSERT_FALSE(r.error);
+  EXPECT_TRUE(r.replays.empty()) << "replayed before the store caught up";
+  EXPECT_EQ(r.replays_deferred, 1u);
+  EXPECT_EQ(r.deferred_offsets, std::vector<int64_t>{presence_offset});
+  EXPECT_TRUE(r.released.empty());
+
+  auto r2 = run({stored("d1", 2), stored("d1", 3)});
+  ASSERT_FALSE(r2.error);
+  EXPECT_TRUE(r2.forwards.empty()) << "the replay carries them, in order";
+  ASSERT_EQ(r2.replays.size(), 1u);
+  auto recs = decode(r2.replays[0].records);
+  EXPECT_EQ(replayed_seqs(recs), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(recs.back().replay_complete().highest_seq(), 3u);
+  EXPECT_EQ(recs.back().replay_complete().epoch(), 7u);
+  EXPECT_EQ(r2.replays_caught_up, 1u);
+  ASSERT_EQ(r2.released.size(), 1u);
+  EXPECT_EQ(r2.released[0].offset, presence_offset);
+  EXPECT_EQ(r2.released[0].topic, cfg_.kafka.presence_topic);
+  EXPECT_TRUE(state_->pending.empty());
+
+  // Connected and caught up: a later store is a late forward again.
+  auto r3 = run({stored("d1", 4)});
+  ASSERT_EQ(r3.forwards.size(), 1u);
+  EXPECT_EQ(decode(r3.forwards)[0].push().seq(), 4u);
+}
+
+TEST_F(PartitionWorkTest, AWaitingReplayGoesAtItsDeadlineWithWhatIsStored) {
+  broker_ = true;
+  ASSERT_FALSE(run({stored("d1", 1)}).error);
+  end_offset_ = 9;  // never reached below
+  ASSERT_EQ(run({connected("d1", "n1", 2)}).replays_deferred, 1u);
+  clock_.advance_ms(static_cast<uint64_t>(cfg_.replay.catch_up_wait.count()) - 1);
+  auto early = run({});
+  EXPECT_TRUE(early.replays.empty());
+  EXPECT_TRUE(early.released.empty());
+  clock_.advance_ms(1);
+  auto r = run({});
+  ASSERT_EQ(r.replays.size(), 1u);
+  EXPECT_EQ(replayed_seqs(decode(r.replays[0].records)), std::vector<uint64_t>{1});
+  EXPECT_EQ(r.replays_wait_timeouts, 1u);
+  EXPECT_EQ(r.released.size(), 1u);
+}
+
+TEST_F(PartitionWorkTest, ANewerPresenceEndsAWaitingReplay) {
+  broker_ = true;
+  ASSERT_FALSE(run({stored("d1", 1), stored("d2", 1)}).error);
+  end_offset_ = 9;
+  auto r = run({connected("d1", "n1", 2), connected("d2", "n1", 3)});
+  EXPECT_EQ(r.replays_deferred, 2u);
+  EXPECT_EQ(end_offset_queries_, 1) << "one question per partition and batch";
+  // d1 disconnects (same epoch): no replay. d2 reconnects elsewhere: the new
+  // connection's replay waits in its place.
+  auto r2 = run({disconnected("d1", "n1", 2), connected("d2", "n2", 4)});
+  EXPECT_TRUE(r2.replays.empty());
+  EXPECT_EQ(r2.released.size(), 2u);
+  EXPECT_EQ(r2.replays_deferred, 1u);
+  ASSERT_EQ(state_->pending.size(), 1u);
+  EXPECT_EQ(state_->pending.begin()->second.epoch, 4u);
+  EXPECT_EQ(state_->pending.begin()->second.node_id, "n2");
+}
+
+TEST_F(PartitionWorkTest, NoWaitWhenCaughtUpOrTheEndOffsetIsUnknownOrWaitingIsOff) {
+  broker_ = true;
+  ASSERT_FALSE(run({stored("d1", 1)}).error);
+  end_offset_ = 1;  // caught up
+  EXPECT_EQ(run({connected("d1", "n1", 2)}).replays.size(), 1u);
+  end_offset_ = std::nullopt;  // the broker did not answer
+  EXPECT_EQ(run({connected("d1", "n1", 3)}).replays.size(), 1u);
+  end_offset_ = 9;
+  cfg_.replay.catch_up_wait = std::chrono::milliseconds(0);
+  EXPECT_EQ(run({connected("d1", "n1", 4)}).replays.size(), 1u);
+  EXPECT_TRUE(state_->pending.empty());
 }
 
 TEST_F(PartitionWorkTest, TrackedConnectionsAreBounded) {

@@ -81,6 +81,13 @@ class Consumer {
 
   /// Fatal consumer error, if any (the consumer then stops delivering).
   virtual std::optional<std::string> fatal_error() const = 0;
+
+  /// The end offset (high watermark: the next offset to be written) of a
+  /// partition, asked of its leader. Blocking, at most `timeout`; call it off
+  /// the I/O threads. Errors: errc::timeout / errc::unavailable from Kafka,
+  /// errc::shutting_down once closed.
+  virtual result<int64_t> end_offset(const TopicPartition& tp,
+                                     std::chrono::milliseconds timeout) const = 0;
 };
 
 }  // namespace pushgw::bus
