@@ -99,6 +99,7 @@ void Link::schedule_deadline() {
   if (state_ == State::kOpen) {
     due = last_rx_ms_ + core().heartbeat_timeout_ms();
     if (holding_) due = std::min(due, hold_until_ms_);
+    if (gap_until_ms_ != 0) due = std::min(due, gap_until_ms_);
   }
   worker_.wheel().schedule(*this, due);
 }
@@ -122,6 +123,11 @@ void Link::on_deadline(uint64_t now_ms) {
       if (holding_ && now_ms >= hold_until_ms_) {
         core().metrics().replay_timeouts->Increment();
         end_hold_without_replay();
+        if (state_ != State::kOpen) return;
+      }
+      if (gap_until_ms_ != 0 && now_ms >= gap_until_ms_) {
+        core().metrics().gap_timeouts->Increment();
+        release_gap(/*all=*/true);
         if (state_ != State::kOpen) return;
       }
       if (now_ms >= last_rx_ms_ + core().heartbeat_timeout_ms()) {
@@ -230,7 +236,10 @@ void Link::enqueue(Lane lane, const SharedFrame& frame, const PushMeta* meta) {
     }
   }
   core().metrics().frames_out[static_cast<int>(v1::Frame::kPush)]->Increment();
-  if (meta != nullptr) core().count_delivered(meta->message_id);
+  if (meta != nullptr) {
+    core().count_delivered(meta->message_id);
+    seen_seq_ = std::max(seen_seq_, meta->seq);
+  }
   if (meta != nullptr && meta->ack_required && !meta->message_id.empty()) remember_sent(*meta);
   if (queue_.frames() >= cfg().limits.write_batch_frames ||
       queue_.bytes() >= cfg().limits.write_batch_bytes) {
@@ -253,7 +262,7 @@ void Link::push_unicast(const SharedFrame& frame, Lane lane, const PushMeta& met
   if (holding_ && !meta.replay) {
     auto& held = extras().held;
     if (held.size() < cfg().limits.send_queue_frames) {
-      held.push_back(Held{meta.seq, lane, frame, meta.message_id, meta.ack_required});
+      held.push_back(Held{meta.seq, lane, frame, meta.message_id, meta.ack_required, meta.after_seq});
       core().metrics().held_pushes->Increment();
       return;
     }
@@ -265,14 +274,61 @@ void Link::push_unicast(const SharedFrame& frame, Lane lane, const PushMeta& met
     // The replay is late: keep what the store also keeps until it completes.
     auto& held = extras().held;
     if (held.size() < cfg().limits.send_queue_frames) {
-      held.push_back(Held{meta.seq, lane, frame, meta.message_id, meta.ack_required});
+      held.push_back(Held{meta.seq, lane, frame, meta.message_id, meta.ack_required, meta.after_seq});
       core().metrics().held_deferred->Increment();
     } else {
       core().metrics().held_dropped->Increment();  // stored: the next connect's replay has it
     }
     return;
   }
-  enqueue(lane, frame, &meta);
+  if (meta.replay) {
+    enqueue(lane, frame, &meta);
+    // A replayed or forwarded older message may be what gap-held ones wait for.
+    if (extras_ && !extras_->gap.empty()) release_gap(/*all=*/false);
+    return;
+  }
+  deliver_in_order(Held{meta.seq, lane, frame, meta.message_id, meta.ack_required, meta.after_seq});
+}
+
+void Link::deliver_in_order(Held h) {
+  const bool waiting = extras_ && !extras_->gap.empty();
+  if (!waiting && (h.after_seq == 0 || h.after_seq <= seen_seq_)) {
+    PushMeta meta{h.seq, std::move(h.message_id), h.ack_required, false, h.after_seq};
+    enqueue(h.lane, h.frame, &meta);
+    return;
+  }
+  auto& gap = extras().gap;
+  if (gap.size() >= cfg().limits.send_queue_frames) {
+    release_gap(/*all=*/true);  // waited long enough in volume: keep the link moving
+    if (state_ != State::kOpen) return;
+    PushMeta meta{h.seq, std::move(h.message_id), h.ack_required, false, h.after_seq};
+    enqueue(h.lane, h.frame, &meta);
+    return;
+  }
+  if (gap.empty()) {
+    gap_until_ms_ = steady_ms() + static_cast<uint64_t>(std::max<int64_t>(cfg().replay_wait.count(), 1));
+    schedule_deadline();
+  }
+  gap.push_back(std::move(h));
+  core().metrics().gap_held->Increment();
+}
+
+void Link::release_gap(bool all) {
+  if (!extras_) return;
+  auto& gap = extras_->gap;
+  std::size_t i = 0;
+  for (; i < gap.size(); ++i) {
+    if (state_ != State::kOpen) return;
+    Held& h = gap[i];
+    if (!all && h.after_seq > seen_seq_) break;
+    PushMeta meta{h.seq, std::move(h.message_id), h.ack_required, false, h.after_seq};
+    enqueue(h.lane, h.frame, &meta);
+  }
+  gap.erase(gap.begin(), gap.begin() + static_cast<std::ptrdiff_t>(i));
+  if (gap.empty()) {
+    gap_until_ms_ = 0;
+    trim_extras();
+  }
 }
 
 void Link::push_shared(const SharedFrame& frame, Lane lane) {
@@ -285,7 +341,9 @@ void Link::replay_complete(uint64_t epoch, uint64_t highest_seq) {
   replay_pending_ = false;
   core().metrics().replay_completed->Increment();
   holding_ = false;
+  seen_seq_ = std::max(seen_seq_, highest_seq);
   release_held(highest_seq);
+  if (extras_ && !extras_->gap.empty()) release_gap(/*all=*/false);
   schedule_deadline();
 }
 
@@ -324,8 +382,7 @@ void Link::release_held(uint64_t above_seq) {
       core().metrics().held_dropped->Increment();  // the replay already sent it
       continue;
     }
-    PushMeta meta{h.seq, std::move(h.message_id), h.ack_required, false};
-    enqueue(h.lane, h.frame, &meta);
+    deliver_in_order(std::move(h));
   }
 }
 
@@ -473,6 +530,7 @@ asio::awaitable<bool> Link::on_first_frame(v1::Frame frame) {
   user_id_ = std::move(claims.user_id);
   platform_ = hello.platform();
   last_seq_ = hello.last_seq();
+  seen_seq_ = last_seq_;
   session_id_ = core().new_session_id();
 
   auto self = shared_from_this();

@@ -37,6 +37,8 @@ struct PushMeta {
   std::string message_id;
   bool ack_required = false;
   bool replay = false;
+  /// Live only: deliver once the link has had this seq (see DeliveryRecord.after_seq).
+  uint64_t after_seq = 0;
 };
 
 /// A Link is its own timing-wheel hook (the worker's wheel holds it by that base).
@@ -148,6 +150,7 @@ class Link : public WheelHook, public std::enable_shared_from_this<Link> {
     SharedFrame frame;
     std::string message_id;
     bool ack_required;
+    uint64_t after_seq = 0;
   };
   struct Upstream {
     std::string request_id;
@@ -158,8 +161,11 @@ class Link : public WheelHook, public std::enable_shared_from_this<Link> {
     std::vector<std::pair<std::string, uint64_t>> sent;  // message_id -> seq, ack_required only
     std::vector<Upstream> upstream;
     std::vector<Held> held;
+    // Live pushes waiting for an older seq to reach the link first (after_seq),
+    // in arrival order.
+    std::vector<Held> gap;
     bool empty() const {
-      return topics.empty() && sent.empty() && upstream.empty() && held.empty();
+      return topics.empty() && sent.empty() && upstream.empty() && held.empty() && gap.empty();
     }
   };
 
@@ -177,6 +183,11 @@ class Link : public WheelHook, public std::enable_shared_from_this<Link> {
   void enqueue(Lane lane, const SharedFrame& frame, const PushMeta* meta);
   void remember_sent(const PushMeta& meta);
   void release_held(uint64_t above_seq);
+  /// Queues a live push, or keeps it in the gap list while an older seq it
+  /// must follow (after_seq) has not reached the link.
+  void deliver_in_order(Held h);
+  /// Sends gap-held pushes whose older seq has arrived (all when `all`).
+  void release_gap(bool all);
   /// Ends a hold that timed out: held pushes the store does not keep go out,
   /// the others wait for replay_complete (see replay_pending_).
   void end_hold_without_replay();
@@ -213,6 +224,8 @@ class Link : public WheelHook, public std::enable_shared_from_this<Link> {
   uint64_t last_rx_ms_ = 0;   // steady clock
   uint64_t deadline_ms_ = 0;  // hello / close deadline (steady clock)
   uint64_t hold_until_ms_ = 0;
+  uint64_t gap_until_ms_ = 0;  // gap-held pushes go out at this time at the latest (0 = none)
+  uint64_t seen_seq_ = 0;      // highest unicast seq the link has had (or the client had before)
   std::string app_id_;
   std::string device_id_;
   std::string user_id_;

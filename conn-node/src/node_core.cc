@@ -817,7 +817,7 @@ asio::awaitable<void> NodeCore::apply_ops(Worker* worker, std::vector<LinkOp> op
     }
     switch (op.kind) {
       case LinkOp::Kind::kUnicast: {
-        PushMeta meta{op.seq, std::move(op.message_id), op.ack_required, op.replay};
+        PushMeta meta{op.seq, std::move(op.message_id), op.ack_required, op.replay, op.after_seq};
         link->push_unicast(op.frame, op.lane, meta);
         m.deliver_queued->Increment();
         break;
@@ -944,6 +944,7 @@ asio::awaitable<void> NodeCore::deliver_batch(const std::vector<bus::Record>& re
     op.ack_required = dr.push().ack_required();
     op.message_id = dr.push().message_id();
     op.replay = dr.replay();
+    op.after_seq = dr.replay() ? 0 : dr.after_seq();
     v1::Frame f;
     f.mutable_push()->Swap(dr.mutable_push());
     op.frame = std::make_shared<const std::string>(encode_framed(f));  // encoded once

@@ -167,6 +167,7 @@ class NodeCore {
     uint64_t link_id = 0;
     uint64_t epoch = 0;  // kClose: close only if the link's epoch is below; replay: its epoch
     uint64_t seq = 0;    // kUnicast: seq; kReplayComplete: highest_seq
+    uint64_t after_seq = 0;  // kUnicast (live): wait for this seq first
     bool ack_required = false;
     bool replay = false;
     v1::ErrorCode code = v1::ERROR_UNSPECIFIED;

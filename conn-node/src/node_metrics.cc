@@ -119,6 +119,13 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r) : registry_(r) {
   held_deferred = &hold_f.Add({{"event", "deferred_to_replay"}});
   replay_completed = &hold_f.Add({{"event", "replay_complete"}});
   replay_timeouts = &hold_f.Add({{"event", "timeout"}});
+  auto& gap_f = prometheus::BuildCounter()
+                    .Name("pushgw_conn_order_hold_total")
+                    .Help("live unicast pushes held until an older message of the device "
+                          "(after_seq) reached the link, and holds that ended by timeout")
+                    .Register(r);
+  gap_held = &gap_f.Add({{"event", "held"}});
+  gap_timeouts = &gap_f.Add({{"event", "timeout"}});
 
   auto& up_f = prometheus::BuildCounter()
                    .Name("pushgw_conn_upstream_total")

@@ -54,6 +54,8 @@ struct NodeMetrics {
   prometheus::Counter* held_deferred = nullptr;
   prometheus::Counter* replay_completed = nullptr;
   prometheus::Counter* replay_timeouts = nullptr;
+  prometheus::Counter* gap_held = nullptr;      // live pushes waiting for an older seq
+  prometheus::Counter* gap_timeouts = nullptr;  // ... that went out without it
 
   prometheus::Counter* upstream_published = nullptr;
   prometheus::Counter* upstream_duplicate = nullptr;

@@ -43,6 +43,8 @@ namespace {
 constexpr auto kWarnEvery = std::chrono::seconds(5);
 constexpr auto kSleepSlice = milliseconds(50);
 constexpr auto kProducerCloseFlush = milliseconds(2'000);
+// Devices remembered for DeliveryRecord.after_seq (~100 bytes each).
+constexpr std::size_t kOrderMemoEntries = 1'000'000;
 
 std::shared_ptr<spdlog::logger> log() {
   static auto l = common::logger("router");
@@ -69,6 +71,7 @@ struct Recipe {
   uint64_t epoch = 0;
   std::string node;
   bool dropped = false;  // its node's topic does not exist: not produced
+  uint64_t after_seq = 0;  // kDeliver: DeliveryRecord.after_seq
 };
 
 // Counter deltas of one request.
@@ -132,6 +135,8 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   // Strand state.
   asio::steady_timer wake_;  // cancelled when a completion frees an in-flight slot
   NodeView nodes_;
+  // Newest offline-only message per device (DeliveryRecord.after_seq); strand only.
+  OfflineOnlyMemo offline_only_{kOrderMemoEntries};
   uint32_t in_flight_ = 0;
   bool loop_running_ = false;
   uint64_t batches_seen_ = 0;
@@ -662,10 +667,18 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
         const uint64_t seq = plan.seqs[idx];
         const uint64_t epoch = st ? st->epoch : 0;
         std::optional<std::string_view> node;
-        if (p.live) node = st->node_id;
-        auto recs = unicast_records(r, seq, node, epoch, p.store, cls);
+        uint64_t after_seq = 0;
+        const std::string key = device_key(r.app_id(), r.device_id());
+        if (p.live) {
+          node = st->node_id;
+          after_seq = offline_only_.after_seq(key, epoch, now);
+        } else if (p.store) {
+          offline_only_.routed_offline_only(key, seq, epoch, expires_at_ms(r));
+        }
+        auto recs = unicast_records(r, seq, node, epoch, p.store, cls, after_seq);
         if (recs.deliver) {
-          plan.recipes.push_back({Recipe::Kind::kDeliver, idx, seq, epoch, st->node_id, false});
+          plan.recipes.push_back(
+              {Recipe::Kind::kDeliver, idx, seq, epoch, st->node_id, false, after_seq});
           plan.records.push_back(std::move(*recs.deliver));
           plan.tallies[idx].routed += 1;
         }
@@ -699,8 +712,9 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
     const auto& r = plan.requests[rc.request];
     switch (rc.kind) {
       case Recipe::Kind::kDeliver:
-        return std::move(
-            *unicast_records(r, rc.seq, rc.node, rc.epoch, false, cfg_.traffic_class).deliver);
+        return std::move(*unicast_records(r, rc.seq, rc.node, rc.epoch, false,
+                                          cfg_.traffic_class, rc.after_seq)
+                              .deliver);
       case Recipe::Kind::kOffline:
         return std::move(
             *unicast_records(r, rc.seq, std::nullopt, rc.epoch, true, cfg_.traffic_class).offline);

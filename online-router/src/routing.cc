@@ -124,7 +124,7 @@ v1::Push make_push(const PushRequest& r, uint64_t seq, TrafficClass c) {
 
 UnicastRecords unicast_records(const PushRequest& r, uint64_t seq,
                                std::optional<std::string_view> node_id, uint64_t epoch, bool store,
-                               TrafficClass c) {
+                               TrafficClass c, uint64_t after_seq) {
   UnicastRecords out;
   if (!node_id && !store) return out;
   DeliveryRecord dr;
@@ -136,12 +136,14 @@ UnicastRecords unicast_records(const PushRequest& r, uint64_t seq,
   std::string key = device_key(r.app_id(), r.device_id());
   if (node_id) {
     dr.set_node_id(std::string(*node_id));
+    dr.set_after_seq(after_seq);
     bus::OutRecord rec;
     rec.topic = deliver_topic(*node_id);
     rec.key = key;
     rec.value = dr.SerializeAsString();
     out.deliver = std::move(rec);
     dr.clear_node_id();
+    dr.clear_after_seq();
   }
   if (store) {
     bus::OutRecord rec;
@@ -151,6 +153,29 @@ UnicastRecords unicast_records(const PushRequest& r, uint64_t seq,
     out.offline = std::move(rec);
   }
   return out;
+}
+
+void OfflineOnlyMemo::routed_offline_only(const std::string& device_key, uint64_t seq,
+                                          uint64_t epoch, uint64_t expires_ms) {
+  if (max_ == 0) return;
+  auto it = map_.find(device_key);
+  if (it != map_.end()) {
+    if (seq > it->second.seq) it->second = Entry{seq, epoch, expires_ms, next_order_++};
+    return;
+  }
+  if (map_.size() >= max_) {
+    // Forget the older half (one pass; amortised over max_/2 inserts).
+    const uint64_t cut = next_order_ - map_.size() / 2;
+    std::erase_if(map_, [cut](const auto& kv) { return kv.second.order < cut; });
+  }
+  map_.emplace(device_key, Entry{seq, epoch, expires_ms, next_order_++});
+}
+
+uint64_t OfflineOnlyMemo::after_seq(const std::string& device_key, uint64_t epoch,
+                                    uint64_t now_ms) const {
+  auto it = map_.find(device_key);
+  if (it == map_.end() || it->second.epoch >= epoch || it->second.expires_ms <= now_ms) return 0;
+  return it->second.seq;
 }
 
 bus::OutRecord fanout_record(const PushRequest& r, std::string_view node_id, TrafficClass c) {

@@ -89,14 +89,43 @@ UnicastPlan plan_unicast(const bus::v1::PushRequest& r, bool online, bool node_l
 pushgw::v1::Push make_push(const bus::v1::PushRequest& r, uint64_t seq, TrafficClass c);
 
 /// The unicast records of one message: to the node (if `node_id` is set) and
-/// to the offline store (if `store`). Both carry the same push and epoch.
+/// to the offline store (if `store`). Both carry the same push and epoch;
+/// the live one also `after_seq` (DeliveryRecord.after_seq, 0 = none).
 struct UnicastRecords {
   std::optional<bus::OutRecord> deliver;
   std::optional<bus::OutRecord> offline;
 };
 UnicastRecords unicast_records(const bus::v1::PushRequest& r, uint64_t seq,
                                std::optional<std::string_view> node_id, uint64_t epoch, bool store,
-                               TrafficClass c);
+                               TrafficClass c, uint64_t after_seq = 0);
+
+/// Remembers, per device, the newest message routed to pushgw.offline only
+/// (not live), and the registration epoch seen then. A message routed live
+/// to a newer connection must follow it (DeliveryRecord.after_seq): the
+/// offline router's replay for that connection may have run before the
+/// stored one reached it, so it comes as a late forward. Bounded: past
+/// `max_entries` the oldest half is forgotten (those devices lose the hint).
+class OfflineOnlyMemo {
+ public:
+  explicit OfflineOnlyMemo(std::size_t max_entries) : max_(max_entries) {}
+  void routed_offline_only(const std::string& device_key, uint64_t seq, uint64_t epoch,
+                           uint64_t expires_ms);
+  /// after_seq for a live message to registration `epoch` (0 = none; also
+  /// when that message has expired by `now_ms`: no replay would bring it).
+  uint64_t after_seq(const std::string& device_key, uint64_t epoch, uint64_t now_ms) const;
+  std::size_t size() const { return map_.size(); }
+
+ private:
+  struct Entry {
+    uint64_t seq;
+    uint64_t epoch;
+    uint64_t expires_ms;
+    uint64_t order;
+  };
+  std::size_t max_;
+  uint64_t next_order_ = 0;
+  std::unordered_map<std::string, Entry> map_;
+};
 
 /// The record of a topic or broadcast message for one node: topic set (or
 /// broadcast = true), seq 0, keyed by the topic (broadcast: the message id).
