@@ -323,5 +323,60 @@ TEST_F(DeliveryTest, LivePushesWaitForTheReplayOfTheirConnection) {
   EXPECT_EQ(metric(node, deferred), deferred_before + 2.0);
 }
 
+// A live push that must follow an older message the router sent to the
+// store only (after_seq): the replay of this connection did not have it, so
+// the live one waits for the late forward instead of overtaking it.
+TEST_F(DeliveryTest, LivePushesWaitForTheOlderMessageTheyFollow) {
+  Node& node = start_node("n1", [](NodeConfig& c) { c.replay_wait = 1500ms; });
+  await_delivery_ready(node);
+  const std::string held = "pushgw_conn_order_hold_total{event=\"held\"}";
+  const std::string timeouts = "pushgw_conn_order_hold_total{event=\"timeout\"}";
+  const double held_before = metric(node, held);
+  const double timeouts_before = metric(node, timeouts);
+  auto d = online(node, ListenerKind::kTcp, "dev-o");
+  const uint64_t epoch = registered_epoch("dev-o");
+  auto replay_done = [&](const std::string& device, uint64_t ep, uint64_t highest) {
+    bus::v1::DeliveryRecord done;
+    done.set_schema_version(1);
+    done.set_app_id(kApp);
+    done.set_device_id(device);
+    done.mutable_replay_complete()->set_epoch(ep);
+    done.mutable_replay_complete()->set_highest_seq(highest);
+    deliver("n1", done, "demo/" + device);
+  };
+  // The replay ran before seq 2 reached the store: nothing replayed.
+  replay_done("dev-o", epoch, 0);
+  auto live3 = push_record("dev-o", "o-3", 3, "three", true);
+  live3.set_after_seq(2);
+  deliver("n1", live3, "demo/dev-o");
+  auto live4 = push_record("dev-o", "o-4", 4, "four", true);
+  live4.set_after_seq(2);
+  deliver("n1", live4, "demo/dev-o");
+  EXPECT_TRUE(silent(*d, 300ms)) << "o-3 overtook the message it follows";
+  auto late = push_record("dev-o", "o-2", 2, "two", true);
+  late.set_replay(true);  // the offline router's late forward
+  deliver("n1", late, "demo/dev-o");
+  EXPECT_EQ(recv(*d, 5s).push().message_id(), "o-2");
+  EXPECT_EQ(recv(*d, 5s).push().message_id(), "o-3");
+  EXPECT_EQ(recv(*d, 5s).push().message_id(), "o-4");
+  // Already had: no wait.
+  auto live5 = push_record("dev-o", "o-5", 5, "five", true);
+  live5.set_after_seq(2);
+  deliver("n1", live5, "demo/dev-o");
+  EXPECT_EQ(recv(*d, 5s).push().message_id(), "o-5");
+  EXPECT_EQ(metric(node, held), held_before + 2.0);
+
+  // The older message never comes (expired meanwhile): the wait is bounded.
+  auto e = online(node, ListenerKind::kWs, "dev-p");
+  replay_done("dev-p", registered_epoch("dev-p"), 0);
+  const auto start = std::chrono::steady_clock::now();
+  auto live7 = push_record("dev-p", "p-7", 7, "seven", true);
+  live7.set_after_seq(6);
+  deliver("n1", live7, "demo/dev-p");
+  EXPECT_EQ(recv(*e, 5s).push().message_id(), "p-7");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 1000ms);
+  EXPECT_EQ(metric(node, timeouts), timeouts_before + 1.0);
+}
+
 }  // namespace
 }  // namespace pushgw::conn_node::testing

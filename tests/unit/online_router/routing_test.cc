@@ -185,6 +185,40 @@ TEST(Records, UnicastLiveAndStored) {
   EXPECT_FALSE(none.deliver || none.offline);
 }
 
+TEST(Records, AfterSeqRidesOnTheLiveRecordOnly) {
+  const auto r = request(60);
+  auto recs = unicast_records(r, 7, std::string_view("n1"), 99, true, TrafficClass::kNormal, 5);
+  ASSERT_TRUE(recs.deliver && recs.offline);
+  DeliveryRecord live, stored;
+  ASSERT_TRUE(live.ParseFromString(recs.deliver->value));
+  ASSERT_TRUE(stored.ParseFromString(recs.offline->value));
+  EXPECT_EQ(live.after_seq(), 5u);
+  EXPECT_EQ(stored.after_seq(), 0u);
+}
+
+TEST(OfflineOnlyMemo, LiveMessagesToANewerConnectionFollowTheNewestOfflineOnlyOne) {
+  OfflineOnlyMemo memo(100);
+  const uint64_t now = 1'000;
+  EXPECT_EQ(memo.after_seq("app/d", 5, now), 0u) << "nothing routed offline-only";
+  memo.routed_offline_only("app/d", 10, /*epoch seen=*/4, /*expires=*/now + 60'000);
+  memo.routed_offline_only("app/d", 11, 4, now + 60'000);
+  memo.routed_offline_only("app/d", 9, 4, now + 60'000);  // an older seq changes nothing
+  EXPECT_EQ(memo.after_seq("app/d", 5, now), 11u);
+  EXPECT_EQ(memo.after_seq("app/d", 4, now), 0u) << "stored while this connection was seen";
+  EXPECT_EQ(memo.after_seq("app/other", 5, now), 0u);
+  EXPECT_EQ(memo.after_seq("app/d", 5, now + 60'000), 0u) << "expired: no replay brings it";
+}
+
+TEST(OfflineOnlyMemo, IsBounded) {
+  OfflineOnlyMemo memo(10);
+  for (int i = 0; i < 25; ++i) {
+    memo.routed_offline_only("app/d" + std::to_string(i), 1, 0, UINT64_MAX);
+    EXPECT_LE(memo.size(), 10u);
+  }
+  EXPECT_EQ(memo.after_seq("app/d24", 1, 0), 1u) << "the newest are kept";
+  EXPECT_EQ(memo.after_seq("app/d0", 1, 0), 0u) << "the oldest are forgotten";
+}
+
 TEST(Records, FanOut) {
   auto r = request(0);
   r.clear_device_id();
