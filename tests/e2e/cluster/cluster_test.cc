@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -375,12 +376,33 @@ TEST_F(E2E, OfflineMessagesReplayedInOrderAndAckedOnesNotResent) {
   }
   std::printf("[e2e] replay order: %d seq inversion(s) (received %s)\n", inversions,
               got == want ? "in push order" : "OUT OF PUSH ORDER");
-  // Known open bug: under heavy load (seen once in an ASan CI run on 2 shared
-  // cores) the oldest stored message arrived after the newer ones (seqs 3..6,
-  // then 2). Under investigation; PUSHGW_E2E_STRICT_ORDER=1 asserts the order.
-  if (const char* strict = std::getenv("PUSHGW_E2E_STRICT_ORDER"); strict && *strict == '1') {
-    EXPECT_EQ(got, want) << "replay not in push order";
-    EXPECT_EQ(inversions, 0) << "seq order";
+  // Stored messages come in seq order, before newer live ones (spec). A
+  // store that reached the offline router after the device's replay comes
+  // as a late forward; live messages that follow it (after_seq) wait for it,
+  // at most replay_wait: only when that bounded wait ran out (the nodes
+  // count it) may the order break, and then the test says so instead of
+  // failing. PUSHGW_E2E_STRICT_ORDER=1 fails on any inversion.
+  if (inversions > 0 || got != want) {
+    double waits_expired = 0;
+    for (Proc conn : {Proc::kConn1, Proc::kConn2}) {
+      auto r = cluster().admin(conn, "GET", "/metrics");
+      if (!r || r->status != 200) continue;
+      for (const char* name : {"pushgw_conn_order_hold_total{event=\"timeout\"} ",
+                               "pushgw_conn_replay_hold_total{event=\"timeout\"} "}) {
+        auto at = r->body.find(name);
+        if (at != std::string::npos) {
+          waits_expired += std::strtod(r->body.c_str() + at + std::strlen(name), nullptr);
+        }
+      }
+    }
+    const char* strict = std::getenv("PUSHGW_E2E_STRICT_ORDER");
+    if (waits_expired > 0 && !(strict && *strict == '1')) {
+      std::printf("[e2e] NOTE: order broken after %.0f bounded wait(s) ran out (overloaded "
+                  "machine)\n", waits_expired);
+    } else {
+      EXPECT_EQ(got, want) << "replay not in push order";
+      EXPECT_EQ(inversions, 0) << "seq order";
+    }
   }
 
   // Ack the first three by id only (no cumulative last_seq).
