@@ -14,6 +14,7 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/crc.hpp>
+#include <condition_variable>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -83,6 +84,40 @@ template <class R, class Executor>
 asio::awaitable<R> on_executor(Executor ex, std::function<R()> fn) {
   co_return co_await asio::co_spawn(ex, invoke<R>(std::move(fn)), asio::use_awaitable);
 }
+
+// The partitions of one batch, applied by whichever pool threads are free:
+// the calling thread takes items too, so it never waits for a helper that
+// did not start (a helper that starts late finds nothing left and leaves
+// without touching the work).
+class ParallelApply {
+ public:
+  ParallelApply(const WorkContext* ctx, std::vector<PartitionWork>* work)
+      : ctx_(ctx), work_(work), n_(work->size()), out_(work->size()) {}
+  void run() {
+    for (;;) {
+      const std::size_t i = next_.fetch_add(1);
+      if (i >= n_) return;
+      out_[i] = apply_partition(*ctx_, (*work_)[i]);
+      std::lock_guard lk(mu_);
+      if (++done_ == n_) cv_.notify_all();
+    }
+  }
+  std::vector<PartitionResult> wait() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [this] { return done_ == n_; });
+    return std::move(out_);
+  }
+
+ private:
+  const WorkContext* ctx_;
+  std::vector<PartitionWork>* work_;
+  const std::size_t n_;
+  std::vector<PartitionResult> out_;
+  std::atomic<std::size_t> next_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t done_ = 0;
+};
 
 // Size figures of one partition's store, for the gauges.
 struct Figures {
@@ -358,13 +393,19 @@ struct OfflineRouter::Impl : std::enable_shared_from_this<Impl> {
 
     std::vector<PartitionResult> results;
     if (!work.empty()) {
-      const WorkContext* ctx = &self->ctx_;
-      std::vector<PartitionWork>* list = &work;
-      std::function<std::vector<PartitionResult>()> apply_task = [ctx, list] {
-        std::vector<PartitionResult> out;
-        out.reserve(list->size());
-        for (auto& w : *list) out.push_back(apply_partition(*ctx, w));
-        return out;
+      // Partitions are independent (own store, own state): they run in
+      // parallel on the pool's threads.
+      auto shared = std::make_shared<ParallelApply>(&self->ctx_, &work);
+      auto pool = self->pool_.get_executor();
+      const unsigned helpers =
+          static_cast<unsigned>(std::min<std::size_t>(work.size(), self->cfg_.store.pool_threads)) -
+          1;
+      std::function<std::vector<PartitionResult>()> apply_task = [shared, pool, helpers] {
+        for (unsigned h = 0; h < helpers; ++h) {
+          asio::post(pool, [shared] { shared->run(); });
+        }
+        shared->run();
+        return shared->wait();
       };
       results = co_await on_executor<std::vector<PartitionResult>>(self->pool_.get_executor(),
                                                                    std::move(apply_task));
