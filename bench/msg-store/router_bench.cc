@@ -9,6 +9,7 @@
 //   bench_offline_router [--messages 50000] [--devices 2500] [--partitions 4]
 //                        [--batch 2000] [--no-sync]
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_future.hpp>
@@ -146,6 +147,28 @@ int main(int argc, char** argv) {
     p->set_ack_required(true);
     stores.push_back({"pushgw.offline", orr::device_key("bench", device), r.SerializeAsString(),
                       {}, std::nullopt});
+  }
+  // The dev broker (librdkafka's mock) keeps at most 5 MiB per partition and
+  // deletes older records: a preload above that would lose records before the
+  // router reads them, and the bench would wait for them forever.
+  {
+    std::vector<uint64_t> bytes(static_cast<std::size_t>(partitions), 0);
+    for (const auto& r : stores) {
+      // Value, key and the record's own framing in a batch (~70 bytes).
+      bytes[static_cast<std::size_t>(orr::partition_of_key(r.key, partitions))] +=
+          r.value.size() + r.key.size() + 70;
+    }
+    const uint64_t most = *std::max_element(bytes.begin(), bytes.end());
+    constexpr uint64_t kMockLimit = 5ULL << 20;
+    if (most > kMockLimit * 9 / 10) {
+      std::fprintf(stderr,
+                   "--messages %d over %d partitions puts ~%.1f MiB in one partition; the dev "
+                   "broker (librdkafka mock) keeps at most 5 MiB per partition and would delete "
+                   "the oldest records before the router reads them. Use more --partitions "
+                   "(or fewer --messages).\n",
+                   messages, partitions, static_cast<double>(most) / (1 << 20));
+      return 2;
+    }
   }
   if (!produce_all(io, *producer, stores)) return 1;
 
