@@ -82,7 +82,8 @@ class RouterFixture : public ::testing::Test {
   std::vector<bus::v1::DeliveryRecord> deliveries(const std::string& topic, int partitions);
 
   /// Polls `pred` every 20 ms until true or `timeout`.
-  static bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s);
+  /// 30 s: a group join of the Kafka mock under ASan on two loaded cores took over 10 s once.
+  static bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 30s);
 
   static testsupport::RedisServer* redis_;
   std::unique_ptr<testsupport::KafkaMock> kafka_;
