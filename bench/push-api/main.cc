@@ -73,7 +73,7 @@ struct Options {
   unsigned client_threads = 1;
   unsigned server_threads = 1;
   double seconds = 5;
-  double warmup = 1;
+  double warmup = 3;  // the first second has ~1 s outliers (connection and producer start-up)
   unsigned devices_per_push = 1;
   unsigned payload_bytes = 64;
   std::string klass = "normal";
