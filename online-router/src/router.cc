@@ -671,7 +671,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
         const std::string key = device_key(r.app_id(), r.device_id());
         if (p.live) {
           node = st->node_id;
-          after_seq = offline_only_.after_seq(key, epoch, now);
+          after_seq = offline_only_.take_after_seq(key, epoch, now);
         } else if (p.store) {
           offline_only_.routed_offline_only(key, seq, epoch, expires_at_ms(r));
         }

@@ -171,11 +171,13 @@ void OfflineOnlyMemo::routed_offline_only(const std::string& device_key, uint64_
   map_.emplace(device_key, Entry{seq, epoch, expires_ms, next_order_++});
 }
 
-uint64_t OfflineOnlyMemo::after_seq(const std::string& device_key, uint64_t epoch,
-                                    uint64_t now_ms) const {
+uint64_t OfflineOnlyMemo::take_after_seq(const std::string& device_key, uint64_t epoch,
+                                         uint64_t now_ms) {
   auto it = map_.find(device_key);
-  if (it == map_.end() || it->second.epoch >= epoch || it->second.expires_ms <= now_ms) return 0;
-  return it->second.seq;
+  if (it == map_.end() || it->second.epoch >= epoch) return 0;
+  const uint64_t seq = it->second.expires_ms > now_ms ? it->second.seq : 0;
+  map_.erase(it);
+  return seq;
 }
 
 bus::OutRecord fanout_record(const PushRequest& r, std::string_view node_id, TrafficClass c) {

@@ -112,7 +112,12 @@ class OfflineOnlyMemo {
                            uint64_t expires_ms);
   /// after_seq for a live message to registration `epoch` (0 = none; also
   /// when that message has expired by `now_ms`: no replay would bring it).
-  uint64_t after_seq(const std::string& device_key, uint64_t epoch, uint64_t now_ms) const;
+  /// A non-zero answer is given once: the node holds every later live
+  /// message of the connection behind this one, and a later connection's
+  /// replay carries the stored message in order, so nothing else needs it
+  /// (and a connection whose replay cannot have it, e.g. acked meanwhile,
+  /// waits at most once).
+  uint64_t take_after_seq(const std::string& device_key, uint64_t epoch, uint64_t now_ms);
   std::size_t size() const { return map_.size(); }
 
  private:

@@ -199,14 +199,20 @@ TEST(Records, AfterSeqRidesOnTheLiveRecordOnly) {
 TEST(OfflineOnlyMemo, LiveMessagesToANewerConnectionFollowTheNewestOfflineOnlyOne) {
   OfflineOnlyMemo memo(100);
   const uint64_t now = 1'000;
-  EXPECT_EQ(memo.after_seq("app/d", 5, now), 0u) << "nothing routed offline-only";
+  EXPECT_EQ(memo.take_after_seq("app/d", 5, now), 0u) << "nothing routed offline-only";
   memo.routed_offline_only("app/d", 10, /*epoch seen=*/4, /*expires=*/now + 60'000);
   memo.routed_offline_only("app/d", 11, 4, now + 60'000);
   memo.routed_offline_only("app/d", 9, 4, now + 60'000);  // an older seq changes nothing
-  EXPECT_EQ(memo.after_seq("app/d", 5, now), 11u);
-  EXPECT_EQ(memo.after_seq("app/d", 4, now), 0u) << "stored while this connection was seen";
-  EXPECT_EQ(memo.after_seq("app/other", 5, now), 0u);
-  EXPECT_EQ(memo.after_seq("app/d", 5, now + 60'000), 0u) << "expired: no replay brings it";
+  EXPECT_EQ(memo.take_after_seq("app/d", 4, now), 0u) << "stored while this connection was seen";
+  EXPECT_EQ(memo.take_after_seq("app/other", 5, now), 0u);
+  EXPECT_EQ(memo.take_after_seq("app/d", 5, now), 11u);
+  EXPECT_EQ(memo.take_after_seq("app/d", 5, now), 0u) << "given once";
+  EXPECT_EQ(memo.take_after_seq("app/d", 6, now), 0u) << "a later connection's replay has it";
+  EXPECT_EQ(memo.size(), 0u);
+
+  memo.routed_offline_only("app/e", 3, 0, now + 10);
+  EXPECT_EQ(memo.take_after_seq("app/e", 1, now + 10), 0u) << "expired: no replay brings it";
+  EXPECT_EQ(memo.size(), 0u);
 }
 
 TEST(OfflineOnlyMemo, IsBounded) {
@@ -215,8 +221,8 @@ TEST(OfflineOnlyMemo, IsBounded) {
     memo.routed_offline_only("app/d" + std::to_string(i), 1, 0, UINT64_MAX);
     EXPECT_LE(memo.size(), 10u);
   }
-  EXPECT_EQ(memo.after_seq("app/d24", 1, 0), 1u) << "the newest are kept";
-  EXPECT_EQ(memo.after_seq("app/d0", 1, 0), 0u) << "the oldest are forgotten";
+  EXPECT_EQ(memo.take_after_seq("app/d24", 1, 0), 1u) << "the newest are kept";
+  EXPECT_EQ(memo.take_after_seq("app/d0", 1, 0), 0u) << "the oldest are forgotten";
 }
 
 TEST(Records, FanOut) {
