@@ -1,5 +1,4 @@
 // push-api: flags -> config -> Service, signals.
-#include <boost/asio/executor_work_guard.hpp>
 #include <future>
 #include <iostream>
 
@@ -36,16 +35,17 @@ int main(int argc, char** argv) {
 
   unsigned threads = cfg->threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  pushgw::common::IoRunner io(threads);
-  // Keeps the threads running while nothing is queued (before the listener
-  // starts, after it stops).
-  auto work = asio::make_work_guard(io.context());
+  // One event loop per thread: each HTTP connection stays on one of them (no
+  // strand, no locking); the first also runs the clients, admin and signals.
+  // The pool keeps its threads running while nothing is queued.
+  pushgw::common::IoPool io(threads);
   io.start();
-  pushgw::push_api::Service service(io.executor(), *cfg);
+  pushgw::push_api::ServiceOptions options;
+  options.session_executors = io.executors();
+  pushgw::push_api::Service service(io.executor(0), *cfg, std::move(options));
   if (auto r = service.start(); !r) {
     log->critical("push-api failed to start: {}", r.error().message());
     service.stop();
-    work.reset();
     io.stop();
     io.join();
     pushgw::common::flush_logs();
@@ -57,13 +57,12 @@ int main(int argc, char** argv) {
   pushgw::common::SignalHooks hooks;
   hooks.on_shutdown = [&] { return shutdown(&service, &done); };
   hooks.shutdown_timeout = cfg->shutdown_grace + std::chrono::seconds(10);
-  pushgw::common::SignalHandler signals(io.executor(), std::move(hooks));
+  pushgw::common::SignalHandler signals(io.executor(0), std::move(hooks));
   log->info("push-api running on port {} ({} threads, admin port {})", service.port(), threads,
             service.admin_port());
 
   finished.wait();
   service.stop();
-  work.reset();
   io.stop();
   io.join();
   log->info("push-api exited");

@@ -21,6 +21,8 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -28,10 +30,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -41,6 +41,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -131,6 +132,7 @@ class SpawnedRedis {
     std::filesystem::remove_all(dir_, ec);
   }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return pid_; }
 
  private:
   uint16_t port_;
@@ -146,7 +148,11 @@ struct Shared {
   std::atomic<uint64_t> failed{0};
   std::string first_refusal;
   std::mutex mu;
+  std::set<pid_t> client_tids;  // guarded by mu
+  std::atomic<int> running{0};  // client coroutines not yet finished
 };
+
+bool client_tasks_running(const Shared& s) { return s.running.load() > 0; }
 
 struct Connection {
   std::vector<uint32_t> latencies_us;
@@ -162,8 +168,43 @@ std::string push_body(const Options& o, unsigned conn, uint64_t n, const std::st
   return body;
 }
 
+// Each connection replays a ring of requests built and signed up front (a
+// load generator, like wrk with a script): the figures are the server's, not
+// the cost of building requests. Signatures are renewed well inside the 300 s
+// window.
+constexpr unsigned kRing = 256;
+constexpr int64_t kResignAfterS = 120;
+
+std::vector<std::string> signed_requests(const Options& o, const std::string& host, unsigned conn,
+                                         const std::string& payload, int64_t ts_s) {
+  const std::string ts = std::to_string(ts_s);
+  std::vector<std::string> out;
+  out.reserve(kRing);
+  for (unsigned n = 0; n < kRing; ++n) {
+    const std::string body = push_body(o, conn, n, payload);
+    std::string r = "POST /v1/push HTTP/1.1\r\nHost: " + host +
+                    "\r\nContent-Type: application/json\r\nX-App-Id: " + o.app +
+                    "\r\nX-Timestamp: " + ts + "\r\nX-Signature: " +
+                    pushgw::auth::sign_request(o.secret, "POST", "/v1/push", ts, body) +
+                    "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 asio::awaitable<void> client(Options o, std::string host, std::string port, unsigned id,
                              Shared* shared, Connection* out) {
+  struct Running {
+    explicit Running(Shared* s) : s(s) { ++s->running; }
+    ~Running() { --s->running; }
+    Shared* s;
+  } running(shared);
   auto ex = co_await asio::this_coro::executor;
   tcp::resolver resolver(ex);
   auto [rec, eps] =
@@ -172,47 +213,38 @@ asio::awaitable<void> client(Options o, std::string host, std::string port, unsi
     ++shared->failed;
     co_return;
   }
-  beast::tcp_stream stream(ex);
-  auto [cec, ep] = co_await stream.async_connect(eps, asio::as_tuple(asio::use_awaitable));
+  tcp::socket socket(ex);
+  auto [cec, ep] = co_await asio::async_connect(socket, eps, asio::as_tuple(asio::use_awaitable));
   if (cec) {
     ++shared->failed;
     co_return;
   }
   boost::system::error_code nodelay_ec;
-  stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
+  socket.set_option(tcp::no_delay(true), nodelay_ec);
+  {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    shared->client_tids.insert(::gettid());
+  }
   const std::string payload(o.payload_bytes, 'p');
+  int64_t signed_at = unix_seconds();
+  auto ring = signed_requests(o, host, id, payload, signed_at);
   beast::flat_buffer buffer;
   uint64_t n = 0;
-  int64_t ts_second = -1;
-  std::string ts;
   while (!shared->stop.load(std::memory_order_relaxed)) {
-    const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
-    if (now_s != ts_second) {
-      ts_second = now_s;
-      ts = std::to_string(now_s);
+    if (const auto now_s = unix_seconds(); now_s - signed_at > kResignAfterS) {
+      signed_at = now_s;
+      ring = signed_requests(o, host, id, payload, signed_at);
     }
-    http::request<http::string_body> req{http::verb::post, "/v1/push", 11};
-    req.set(http::field::host, host);
-    req.set(http::field::content_type, "application/json");
-    req.body() = push_body(o, id, n++, payload);
-    req.set("X-App-Id", o.app);
-    req.set("X-Timestamp", ts);
-    req.set("X-Signature",
-            pushgw::auth::sign_request(o.secret, "POST", "/v1/push", ts, req.body()));
-    req.keep_alive(true);
-    req.prepare_payload();
     const auto start = Clock::now();
-    stream.expires_after(30s);
-    auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
+    auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(ring[n++ % kRing]),
+                                                asio::as_tuple(asio::use_awaitable));
     if (wec) {
       ++shared->failed;
       co_return;
     }
     http::response<http::string_body> res;
     auto [ec, rn] =
-        co_await http::async_read(stream, buffer, res, asio::as_tuple(asio::use_awaitable));
+        co_await http::async_read(socket, buffer, res, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       ++shared->failed;
       co_return;
@@ -231,8 +263,11 @@ asio::awaitable<void> client(Options o, std::string host, std::string port, unsi
   }
 }
 
-double cpu_seconds() {
-  std::ifstream in("/proc/self/stat");
+// CPU seconds (user + system) of /proc/<path>/stat: "self", "self/task/<tid>",
+// "<pid>".
+double cpu_seconds(const std::string& path = "self") {
+  std::ifstream in("/proc/" + path + "/stat");
+  if (!in) return 0;
   std::string s((std::istreambuf_iterator<char>(in)), {});
   const auto close = s.rfind(')');
   std::istringstream rest(s.substr(close + 2));
@@ -249,8 +284,7 @@ double cpu_seconds() {
 int run(Options o) {
   std::unique_ptr<SpawnedRedis> redis;
   std::unique_ptr<pushgw::bus::MockCluster> kafka;
-  std::unique_ptr<pushgw::common::IoRunner> server_io;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> server_work;
+  std::unique_ptr<pushgw::common::IoPool> server_io;
   std::unique_ptr<pushgw::push_api::Service> service;
   std::filesystem::path apps_file;
   std::string host = "127.0.0.1";
@@ -282,10 +316,13 @@ int run(Options o) {
     cfg.admin_enabled = false;
     cfg.log.level = "warn";
     pushgw::common::setup_logging(cfg.log);
-    server_io = std::make_unique<pushgw::common::IoRunner>(o.server_threads);
-    server_work.emplace(asio::make_work_guard(server_io->context()));
+    // As push-api's main: one event loop per thread.
+    server_io = std::make_unique<pushgw::common::IoPool>(o.server_threads);
     server_io->start();
-    service = std::make_unique<pushgw::push_api::Service>(server_io->executor(), cfg);
+    pushgw::push_api::ServiceOptions options;
+    options.session_executors = server_io->executors();
+    service =
+        std::make_unique<pushgw::push_api::Service>(server_io->executor(0), cfg, std::move(options));
     if (auto r = service->start(); !r) {
       throw std::runtime_error("push-api failed to start: " + r.error().message());
     }
@@ -301,22 +338,36 @@ int run(Options o) {
 
   Shared shared;
   std::vector<Connection> conns(o.connections);
-  pushgw::common::IoRunner client_io(o.client_threads);
+  pushgw::common::IoPool client_io(o.client_threads);
   for (unsigned i = 0; i < o.connections; ++i) {
-    pushgw::common::spawn_logged(asio::make_strand(client_io.executor()),
+    pushgw::common::spawn_logged(client_io.executor(i % client_io.size()),
                                  client(o, host, port, i, &shared, &conns[i]), "bench client");
   }
   client_io.start();
 
   std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup));
+  auto client_cpu = [&] {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    double sum = 0;
+    for (const pid_t t : shared.client_tids) sum += cpu_seconds("self/task/" + std::to_string(t));
+    return sum;
+  };
+  const std::string redis_stat = redis ? std::to_string(redis->pid()) : std::string();
   const double cpu0 = cpu_seconds();
+  const double client0 = client_cpu();
+  const double redis0 = redis ? cpu_seconds(redis_stat) : 0;
   const auto t0 = Clock::now();
   shared.measuring = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
   shared.measuring = false;
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   const double cpu = cpu_seconds() - cpu0;
+  const double client_used = client_cpu() - client0;
+  const double redis_used = redis ? cpu_seconds(redis_stat) - redis0 : 0;
   shared.stop = true;
+  // Connections end after their request in flight; then the loops go idle.
+  for (int i = 0; i < 500 && client_tasks_running(shared); ++i) std::this_thread::sleep_for(10ms);
+  client_io.stop();
   client_io.join();
 
   std::vector<uint32_t> all;
@@ -343,12 +394,22 @@ int run(Options o) {
               pct(0.999));
   std::printf("process CPU during the run: %.2f cores (client%s)\n", cpu / elapsed,
               o.url.empty() ? " + push-api + Kafka mock" : "");
+  if (shared.accepted.load() > 0) {
+    const double per = 1e6 / static_cast<double>(shared.accepted.load());
+    if (o.url.empty()) {
+      std::printf(
+          "CPU per accepted request: push-api + Kafka mock %.1f us, redis-server %.1f us, "
+          "bench client %.1f us\n",
+          (cpu - client_used) * per, redis_used * per, client_used * per);
+    } else {
+      std::printf("CPU per accepted request: bench client %.1f us\n", client_used * per);
+    }
+  }
   if (!shared.first_refusal.empty()) {
     std::printf("first refusal: %s\n", shared.first_refusal.substr(0, 300).c_str());
   }
 
   if (service) service->stop();
-  server_work.reset();
   if (server_io) {
     server_io->stop();
     server_io->join();

@@ -104,6 +104,41 @@ void IoRunner::join() {
   workers_.clear();
 }
 
+IoPool::IoPool(unsigned n) {
+  n = std::max(1u, n);
+  runners_.reserve(n);
+  work_.reserve(n);
+  for (unsigned i = 0; i < n; ++i) {
+    runners_.push_back(std::make_unique<IoRunner>(1));
+    work_.push_back(asio::make_work_guard(runners_.back()->context()));
+  }
+}
+
+IoPool::~IoPool() {
+  stop();
+  join();
+}
+
+std::vector<asio::any_io_executor> IoPool::executors() {
+  std::vector<asio::any_io_executor> out;
+  out.reserve(runners_.size());
+  for (auto& r : runners_) out.push_back(r->executor());
+  return out;
+}
+
+void IoPool::start() {
+  for (auto& r : runners_) r->start();
+}
+
+void IoPool::stop() {
+  for (auto& w : work_) w.reset();
+  for (auto& r : runners_) r->stop();
+}
+
+void IoPool::join() {
+  for (auto& r : runners_) r->join();
+}
+
 struct SignalHandler::Impl {
   Impl(asio::any_io_executor ex, SignalHooks h)
       : strand(asio::make_strand(ex)),

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -109,6 +110,7 @@ std::vector<std::string_view> split_path(std::string_view path) {
 }
 
 Route match(std::string_view path) {
+  if (path == "/v1/push") return {Endpoint::kPush, "POST", true, {}};  // nearly every request
   if (path == "/healthz") return {Endpoint::kHealthz, "GET", false, {}};
   if (path == "/readyz") return {Endpoint::kReadyz, "GET", false, {}};
   if (path == "/metrics") return {Endpoint::kMetrics, "GET", false, {}};
@@ -238,6 +240,8 @@ struct Api::Impl {
       accepted_by_class[i] = &accepted.Add({{"class", std::string(class_name(cls))}});
       targets_by_class[i] = &targets.Add({{"class", std::string(class_name(cls))}});
     }
+    push_records = &records.Add({{"kind", "push"}});
+    fanout_records = &records.Add({{"kind", "fanout"}});
     limits.max_json_depth = cfg.limits.max_json_depth;
     limits.max_payload_bytes = cfg.limits.max_payload_bytes;
     limits.max_device_ids = cfg.limits.max_device_ids;
@@ -247,7 +251,17 @@ struct Api::Impl {
   }
 
   void count(Endpoint e, unsigned status) {
-    requests.Add({{"endpoint", endpoint_label(e)}, {"code", std::to_string(status)}}).Increment();
+    const auto ei = static_cast<std::size_t>(e);
+    if (status < 100 || status > 599) status = 500;
+    // Family::Add builds a label map and locks per call: resolve each
+    // (endpoint, code) once (racing resolvers get the same counter).
+    auto& slot = request_counters[ei][status - 100];
+    prometheus::Counter* c = slot.load(std::memory_order_acquire);
+    if (c == nullptr) {
+      c = &requests.Add({{"endpoint", endpoint_label(e)}, {"code", std::to_string(status)}});
+      slot.store(c, std::memory_order_release);
+    }
+    c->Increment();
   }
 
   void bus_outcome(bool ok) {
@@ -274,6 +288,9 @@ struct Api::Impl {
   prometheus::Histogram* latency_by_endpoint[kEndpoints] = {};
   prometheus::Counter* accepted_by_class[2] = {};
   prometheus::Counter* targets_by_class[2] = {};
+  prometheus::Counter* push_records = nullptr;
+  prometheus::Counter* fanout_records = nullptr;
+  std::atomic<prometheus::Counter*> request_counters[kEndpoints][500] = {};
 
   std::atomic<uint64_t> last_bus_ack_ms{0};
   std::atomic<uint64_t> last_bus_failure_ms{0};
@@ -462,10 +479,23 @@ std::string serialize_request(const std::string& message_id, const std::string& 
 }
 
 std::string accepted_body(const std::string& message_id, uint64_t targets) {
-  json::object o;
-  o["message_id"] = message_id;
-  o["targets"] = targets;
-  return json::serialize(o);
+  // Message ids are ours (MessageIdGenerator: hex digits): nothing to escape
+  // in the common case; anything else (read back from the store) goes through
+  // the serializer.
+  const bool plain = std::all_of(message_id.begin(), message_id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+  if (!plain) {
+    json::object o;
+    o["message_id"] = message_id;
+    o["targets"] = targets;
+    return json::serialize(o);
+  }
+  std::string out;
+  out.reserve(message_id.size() + 40);
+  out.append(R"({"message_id":")").append(message_id).append(R"(","targets":)");
+  out.append(std::to_string(targets)).push_back('}');
+  return out;
 }
 
 // Counters live at least as long as the message (at least 24 h), plus slack
@@ -507,8 +537,10 @@ asio::awaitable<std::variant<std::string, ApiError>> accept_push(ImplPtr self,
     deltas.emplace_back("targets", static_cast<int64_t>(ex.targets));
     deltas.emplace_back("class", static_cast<int64_t>(body.traffic_class));
     deltas.emplace_back(app_marker(app_id), 1);
-    auto set = co_await self->deps.store->incr_counters(message_id, std::move(deltas),
-                                                        counters_ttl(body.ttl_s));
+    // Set, not added: no attempt counted them (the app marker is absent), and
+    // a failed attempt that set some of them is not counted twice.
+    auto set = co_await self->deps.store->start_counters(message_id, std::move(deltas),
+                                                         counters_ttl(body.ttl_s));
     if (!set) co_return store_failure(*self, "counters update", set.error());
   }
 
@@ -556,8 +588,7 @@ asio::awaitable<std::variant<std::string, ApiError>> accept_push(ImplPtr self,
           "the same idempotency_key is safe");
     }
     self->bus_outcome(true);
-    self->records.Add({{"kind", unicast ? "push" : "fanout"}})
-        .Increment(static_cast<double>(total));
+    (unicast ? self->push_records : self->fanout_records)->Increment(static_cast<double>(total));
   }
   const auto cls = static_cast<std::size_t>(body.traffic_class);
   self->accepted_by_class[cls]->Increment();

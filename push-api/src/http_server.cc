@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -69,6 +70,12 @@ struct HttpServer::Impl {
                       .Register(*registry)
                       .Add({});
     }
+  }
+
+  /// Where the next connection runs (acceptor strand only).
+  asio::any_io_executor next_session_executor() {
+    if (opts.session_executors.empty()) return asio::make_strand(ex);
+    return opts.session_executors[next_executor++ % opts.session_executors.size()];
   }
 
   std::optional<uint64_t> add_session(const std::shared_ptr<beast::tcp_stream>& s,
@@ -135,6 +142,7 @@ struct HttpServer::Impl {
   prometheus::Gauge* open_gauge = nullptr;
   prometheus::Counter* rejected = nullptr;
   std::weak_ptr<Impl> weak_self;
+  std::size_t next_executor = 0;  // acceptor strand only
 
   std::mutex mu;
   bool stopping = false;
@@ -166,20 +174,46 @@ HttpRequest to_request(http::request<http::string_body>&& req) {
   return out;
 }
 
+// Header text we put on the wire: a CR or LF would split the response.
+void append_header_text(std::string& out, std::string_view text) {
+  for (char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+}
+
+// The response as bytes, in one buffer (one write, no per-field
+// allocations): status line, Server, Content-Type, the handler's headers,
+// Connection as needed, Content-Length, body.
+std::string serialize_response(const HttpServerOptions& opts, const HttpResponse& r,
+                               unsigned version, bool keep_alive) {
+  const unsigned status = r.status;
+  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+  std::string out;
+  out.reserve(160 + r.body.size() + r.content_type.size());
+  out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(std::to_string(status)).push_back(' ');
+  out.append(reason.data(), reason.size()).append("\r\nServer: ");
+  append_header_text(out, opts.server_name);
+  out.append("\r\nContent-Type: ");
+  append_header_text(out, r.content_type);
+  for (const auto& [k, v] : r.headers) {
+    out.append("\r\n");
+    append_header_text(out, k);
+    out.append(": ");
+    append_header_text(out, v);
+  }
+  if (version == 10 && keep_alive) out.append("\r\nConnection: keep-alive");
+  if (version != 10 && !keep_alive) out.append("\r\nConnection: close");
+  out.append("\r\nContent-Length: ").append(std::to_string(r.body.size())).append("\r\n\r\n");
+  out.append(r.body);
+  return out;
+}
+
 asio::awaitable<error_code> write_response(ImplPtr self, std::shared_ptr<beast::tcp_stream> stream,
                                            HttpResponse r, unsigned version, bool keep_alive) {
   if (r.status < 100 || r.status > 599) r.status = 500;
-  http::response<http::string_body> res;
-  res.version(version);
-  res.result(r.status);
-  res.set(http::field::server, self->opts.server_name);
-  res.set(http::field::content_type, r.content_type);
-  for (const auto& [k, v] : r.headers) res.set(k, v);
-  res.keep_alive(keep_alive);
-  res.body() = std::move(r.body);
-  res.prepare_payload();
+  const std::string bytes = serialize_response(self->opts, r, version, keep_alive);
   stream->expires_after(self->opts.idle_timeout);
-  auto [ec, n] = co_await http::async_write(*stream, res, asio::as_tuple(asio::use_awaitable));
+  auto [ec, n] =
+      co_await asio::async_write(*stream, asio::buffer(bytes), asio::as_tuple(asio::use_awaitable));
   co_return ec;
 }
 
@@ -291,7 +325,7 @@ asio::awaitable<void> session(ImplPtr self, uint64_t id, std::shared_ptr<beast::
 asio::awaitable<void> accept_loop(ImplPtr self) {
   auto log = common::logger("push-api");
   for (;;) {
-    tcp::socket socket(asio::make_strand(self->ex));
+    tcp::socket socket(self->next_session_executor());
     auto [ec] = co_await self->acceptor.async_accept(socket, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) co_return;

@@ -1,8 +1,10 @@
 #include "push_api/push_request.h"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/parse_options.hpp>
 #include <boost/json/value.hpp>
+#include <algorithm>
 #include <cmath>
 #include <unordered_set>
 
@@ -103,18 +105,24 @@ std::optional<ApiError> parse_id_list(const json::value& v, std::string_view fie
     return invalid_argument(std::string(field) + " lists " + std::to_string(arr->size()) +
                             " ids; at most " + std::to_string(max) + " are allowed per call");
   }
+  // Duplicates are dropped: by a linear scan for short lists (most calls
+  // name a handful of ids), by a hash set for long ones.
+  constexpr std::size_t kLinearDedup = 16;
   std::unordered_set<std::string_view> seen;
   out.reserve(arr->size());
+  auto where = [&](std::size_t i) { return std::string(field) + "[" + std::to_string(i) + "]"; };
   for (std::size_t i = 0; i < arr->size(); ++i) {
     const json::value& e = (*arr)[i];
     const json::string* s = e.if_string();
-    const std::string where = std::string(field) + "[" + std::to_string(i) + "]";
-    if (s == nullptr) return wrong_type(where, "a string", e);
+    if (s == nullptr) return wrong_type(where(i), "a string", e);
     const std::string_view id(s->data(), s->size());
     if (!valid(id)) {
-      return invalid_argument(where + " " + quote(id) + " is not a valid id");
+      return invalid_argument(where(i) + " " + quote(id) + " is not a valid id");
     }
-    if (seen.insert(id).second) out.emplace_back(id);
+    const bool fresh = arr->size() <= kLinearDedup
+                           ? std::find(out.begin(), out.end(), id) == out.end()
+                           : seen.insert(id).second;
+    if (fresh) out.emplace_back(id);
   }
   return std::nullopt;
 }
@@ -174,7 +182,11 @@ std::variant<PushBody, ApiError> parse_push_body(std::string_view body, const Bo
   json::parse_options opts;
   opts.max_depth = limits.max_json_depth;
   boost::system::error_code ec;
-  json::value root = json::parse(body, ec, json::storage_ptr(), opts);
+  // The document lives only in this function (PushBody copies what it
+  // keeps): a monotonic arena, on the stack for the usual small body.
+  unsigned char arena[4096];
+  json::monotonic_resource mr(arena, sizeof(arena));
+  json::value root = json::parse(body, ec, &mr, opts);
   if (ec) {
     if (ec == json::error::too_deep) {
       return invalid_argument("JSON nested deeper than " + std::to_string(limits.max_json_depth) +

@@ -152,6 +152,7 @@ result<void> Service::start() {
   ho.max_body_bytes = cfg.limits.max_body_bytes;
   ho.max_header_bytes = cfg.limits.max_header_bytes;
   ho.max_headers = cfg.limits.max_headers;
+  ho.session_executors = s.options.session_executors;
   Api* api = s.api.get();
   s.http = std::make_unique<HttpServer>(
       s.ex, ho, [api](common::HttpRequest req) { return api->handle(std::move(req)); },

@@ -765,6 +765,31 @@ asio::awaitable<result<std::map<std::string, std::int64_t>>> RedisStatusStore::i
   co_return out;
 }
 
+asio::awaitable<result<void>> RedisStatusStore::start_counters(
+    std::string message_id, std::vector<std::pair<std::string, std::int64_t>> fields,
+    std::chrono::milliseconds ttl) {
+  if (auto v = validate_id(message_id); !v) co_return v.error();
+  if (auto v = valid_lease(ttl); !v) co_return v.error();
+  if (fields.empty()) co_return errc::invalid_argument;
+  const auto key = keys_.counters(message_id);
+  std::vector<Command> cmds;
+  cmds.reserve(3);
+  Command set{"HSET", key};
+  for (const auto& [field, value] : fields) {
+    if (!validate_id(field)) co_return errc::invalid_argument;
+    set.arg(field).arg_int(value);
+  }
+  cmds.push_back(std::move(set));
+  for (const char* flag : {"NX", "GT"}) {
+    Command e{"PEXPIRE", key};
+    e.arg_int(ttl.count());
+    e.arg(flag);
+    cmds.push_back(std::move(e));
+  }
+  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  co_return first_failure(rs, "start_counters");
+}
+
 asio::awaitable<result<void>> RedisStatusStore::incr_counters_batch(
     std::vector<CounterUpdate> updates) {
   for (const auto& u : updates) {

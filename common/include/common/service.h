@@ -15,6 +15,7 @@
 ///   io.run();                    // returns when shutdown has finished and the work is done
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
@@ -62,6 +63,34 @@ class IoRunner {
   unsigned threads_;
   boost::asio::io_context ctx_;
   std::vector<std::thread> workers_;
+};
+
+/// `n` io_contexts, each run by one thread of its own: the "one event loop
+/// per core" model. Objects bound to one executor of the pool (a connection,
+/// say) need no strand: their handlers never run concurrently. Contexts keep
+/// running while idle until stop().
+class IoPool {
+ public:
+  /// `n` >= 1 (0 is taken as 1).
+  explicit IoPool(unsigned n);
+  /// Stops and joins.
+  ~IoPool();
+  IoPool(const IoPool&) = delete;
+  IoPool& operator=(const IoPool&) = delete;
+
+  unsigned size() const { return static_cast<unsigned>(runners_.size()); }
+  boost::asio::any_io_executor executor(unsigned i) { return runners_.at(i)->executor(); }
+  std::vector<boost::asio::any_io_executor> executors();
+
+  /// Starts one thread per context.
+  void start();
+  /// Stops every context (pending handlers are not run). Thread-safe.
+  void stop();
+  void join();
+
+ private:
+  std::vector<std::unique_ptr<IoRunner>> runners_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
 };
 
 /// What the signal handler calls. Every member may be empty.

@@ -98,6 +98,43 @@ BatchPtr ConnectionImpl::submit(const Command* const* cmds, std::size_t n) {
   return b;
 }
 
+void PendingBatch::finish() {
+  done = true;
+  timer.cancel();
+  if (handler) {
+    asio::post(*work, [h = std::move(*handler), r = std::move(results)]() mutable {
+      std::move(h)(std::move(r));
+    });
+    handler.reset();
+    work.reset();
+  }
+}
+
+void ConnectionImpl::submit_async(const Command* const* cmds, std::size_t n, BatchHandler handler,
+                                  asio::any_io_executor work) {
+  auto b = submit(cmds, n);
+  b->handler.emplace(std::move(handler));
+  b->work.emplace(std::move(work));
+  if (b->done) {
+    b->finish();
+    return;
+  }
+  b->timer.async_wait([b](error_code ec) {
+    if (b->done) return;
+    // Deadline passed before the last reply (ec is set only when the
+    // connection cancelled the timer without finishing the batch: shutdown).
+    b->abandoned = true;
+    for (std::size_t i = b->received; i < b->expected; ++i) {
+      b->results[i] =
+          !ec ? make_error_code(errc::timeout) : error_code(asio::error::operation_aborted);
+    }
+    if (!ec) {
+      if (auto conn = b->owner.lock()) conn->on_timeout(b->started, b->expected - b->received);
+    }
+    b->finish();
+  });
+}
+
 asio::awaitable<std::vector<result<Reply>>> ConnectionImpl::wait(BatchPtr b) {
   if (!b->done) {
     auto [ec] = co_await b->timer.async_wait(kTuple);
@@ -140,9 +177,8 @@ void ConnectionImpl::on_reply(Reply r) {
   --pending_cmds_;
   if (b->received == b->expected) {
     if (!b->abandoned) {
-      b->done = true;
-      b->timer.cancel();
       metrics_->latency(std::chrono::steady_clock::now() - b->started);
+      b->finish();
     }
     inflight_.pop_front();
   }
@@ -163,8 +199,7 @@ void ConnectionImpl::fail_all(errc code) {
     if (b->abandoned) continue;
     for (std::size_t i = b->received; i < b->expected; ++i) b->results[i] = code;
     failed += b->expected - b->received;
-    b->done = true;
-    b->timer.cancel();
+    b->finish();
   }
   if (code == errc::unavailable) metrics_->transport_error(failed);
   inflight_.clear();

@@ -6,6 +6,7 @@
 // hands each reply to the FIFO head; wait() sleeps on the batch's timer,
 // which doubles as the request deadline and as the completion signal.
 #include <atomic>
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -43,6 +45,9 @@ asio::awaitable<T> run_on(asio::any_io_executor strand, asio::awaitable<T> op) {
 
 class ConnectionImpl;
 
+/// Completion of a batch submitted with ConnectionImpl::submit_async().
+using BatchHandler = asio::any_completion_handler<void(std::vector<result<Reply>>)>;
+
 struct PendingBatch {
   explicit PendingBatch(const asio::any_io_executor& ex) : timer(ex) {}
 
@@ -57,6 +62,12 @@ struct PendingBatch {
   std::chrono::steady_clock::time_point started;
   /// The connection it was sent on (told when the batch times out).
   std::weak_ptr<ConnectionImpl> owner;
+  /// submit_async() only: called once with the results, on `work`.
+  std::optional<BatchHandler> handler;
+  std::optional<asio::any_io_executor> work;
+
+  /// Marks the batch done: wakes wait() (the timer) or posts the handler.
+  void finish();
 };
 using BatchPtr = std::shared_ptr<PendingBatch>;
 
@@ -72,6 +83,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   BatchPtr submit(const Command* const* cmds, std::size_t n);
   /// Waits for `b` (until done or its deadline). Strand only.
   static asio::awaitable<std::vector<result<Reply>>> wait(BatchPtr b);
+  /// submit() + wait() without a coroutine: `handler` gets the results on
+  /// `work` (an executor with outstanding work tracked). The request's
+  /// deadline applies; cancellation of the caller does not. Strand only.
+  void submit_async(const Command* const* cmds, std::size_t n, BatchHandler handler,
+                    asio::any_io_executor work);
   /// Stops reconnecting and fails everything with errc::shutting_down. Strand only.
   void close();
 

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/admin_server.h"
 #include "common/error.h"
@@ -44,6 +45,10 @@ struct HttpServerOptions {
   uint32_t max_headers = 64;
   /// Value of the Server header.
   std::string server_name = "pushgw-push-api";
+  /// Executors that each run on exactly one thread (common::IoPool): new
+  /// connections are spread over them round-robin and use them without a
+  /// strand. Empty: every connection gets a strand of the server's executor.
+  std::vector<boost::asio::any_io_executor> session_executors;
 };
 
 using HttpHandler =

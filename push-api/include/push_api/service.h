@@ -5,13 +5,16 @@
 /// the common admin listener. main.cc and the integration tests both use it.
 ///
 /// Threads: everything runs on the executor given at construction (run it
-/// on PushApiConfig::threads threads); the producer has its own poll thread.
+/// on PushApiConfig::threads threads), HTTP connections too unless
+/// ServiceOptions::session_executors names single-threaded executors for
+/// them (main.cc: a common::IoPool); the producer has its own poll thread.
 /// start() and stop() block: call them from a thread that is not running the
 /// executor.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -25,6 +28,9 @@ struct ServiceOptions {
   /// Served on /metrics; created ("push-api") when empty.
   std::shared_ptr<common::Metrics> metrics;
   const Clock* clock = &SystemClock::instance();
+  /// Single-threaded executors (common::IoPool) HTTP connections are spread
+  /// over without a strand; empty: strands of the service's executor.
+  std::vector<boost::asio::any_io_executor> session_executors;
 };
 
 class Service {

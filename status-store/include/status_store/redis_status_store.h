@@ -74,6 +74,9 @@ class RedisStatusStore final : public StatusStore {
   boost::asio::awaitable<result<std::map<std::string, std::int64_t>>> incr_counters(
       std::string message_id, std::vector<std::pair<std::string, std::int64_t>> deltas,
       std::chrono::milliseconds ttl) override;
+  boost::asio::awaitable<result<void>> start_counters(
+      std::string message_id, std::vector<std::pair<std::string, std::int64_t>> fields,
+      std::chrono::milliseconds ttl) override;
   boost::asio::awaitable<result<void>> incr_counters_batch(
       std::vector<CounterUpdate> updates) override;
   boost::asio::awaitable<result<std::map<std::string, std::int64_t>>> get_counters(

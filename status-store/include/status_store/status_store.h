@@ -223,6 +223,15 @@ class StatusStore {
   virtual boost::asio::awaitable<result<std::map<std::string, std::int64_t>>> incr_counters(
       std::string message_id, std::vector<std::pair<std::string, std::int64_t>> deltas,
       std::chrono::milliseconds ttl) = 0;
+  /// The first write of a message's counters (push-api, once per message):
+  /// sets `fields` to these values (rather than adding to them) and the
+  /// hash's time to live like incr_counters(), without reading values back.
+  /// Same checks as incr_counters(). The Redis store sends one HSET and two
+  /// PEXPIREs in one round trip (incr_counters() sends a command per field).
+  /// The default implementation calls incr_counters().
+  virtual boost::asio::awaitable<result<void>> start_counters(
+      std::string message_id, std::vector<std::pair<std::string, std::int64_t>> fields,
+      std::chrono::milliseconds ttl);
   /// incr_counters() for many messages at once, without reading the new
   /// values back. The Redis store sends one pipeline (one round trip per store
   /// node); updates are applied in order, each field and the key's time to

@@ -137,6 +137,16 @@ class Connection {
     return r;
   }
 
+  /// The next response's status line ("HTTP/1.1 200 OK"), left unread; empty
+  /// on EOF or timeout.
+  std::string peek_status_line() {
+    size_t end;
+    while ((end = buf_.find("\r\n")) == std::string::npos) {
+      if (!fill()) return {};
+    }
+    return buf_.substr(0, end);
+  }
+
   /// True when the peer closes the connection before the timeout.
   bool closed_by_peer() {
     if (!buf_.empty()) return false;

@@ -583,6 +583,48 @@ TEST_F(PushApi, KeepAliveExpectContinueAndHeaderLimits) {
   EXPECT_EQ(r.status, 431);
 }
 
+TEST_F(PushApi, ResponsesFollowTheRequestsHttpVersionAndConnectionHeader) {
+  // HTTP/1.0 without keep-alive: a 1.0 answer, then the server closes.
+  {
+    Connection c(port_, 3s);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.send("GET /healthz HTTP/1.0\r\n\r\n"));
+    EXPECT_EQ(c.peek_status_line(), "HTTP/1.0 200 OK");
+    const auto r = c.read();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "ok\n");
+    EXPECT_EQ(r.headers.at("server"), "pushgw-push-api");
+    EXPECT_EQ(r.headers.count("connection"), 0u);
+    EXPECT_TRUE(c.closed_by_peer());
+  }
+  // HTTP/1.0 asking for keep-alive gets it, and says so.
+  {
+    Connection c(port_, 3s);
+    ASSERT_TRUE(c.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    auto r = c.read();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.headers["connection"], "keep-alive");
+    ASSERT_TRUE(c.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    EXPECT_EQ(c.read().status, 200);
+  }
+  // HTTP/1.1 with Connection: close: answered with Connection: close, then closed.
+  {
+    Connection c(port_, 3s);
+    const std::string body = R"({"to":{"device_ids":["d1"]},"payload":"v"})";
+    ASSERT_TRUE(c.send(build_request("POST", "/v1/push", body, as("demo"), {"Connection: close"})));
+    EXPECT_EQ(c.peek_status_line(), "HTTP/1.1 202 Accepted");
+    auto r = c.read();
+    EXPECT_EQ(r.status, 202);
+    EXPECT_EQ(r.headers["connection"], "close");
+    EXPECT_EQ(r.headers["content-type"], "application/json");
+    EXPECT_EQ(r.headers["content-length"], std::to_string(r.body.size()));
+    const auto v = boost::json::parse(r.body).as_object();
+    EXPECT_EQ(v.at("targets").as_int64(), 1);
+    EXPECT_FALSE(v.at("message_id").as_string().empty());
+    EXPECT_TRUE(c.closed_by_peer());
+  }
+}
+
 TEST_F(PushApi, GarbageNeverBreaksTheServer) {
   const std::vector<std::string> junk = {
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS hello\r\n\r\n",

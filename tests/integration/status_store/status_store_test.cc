@@ -473,6 +473,22 @@ TEST_P(StoreTest, SeqCountersAndIdempotency) {
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
 
+  // start_counters(): sets (not adds) the fields, ttl as incr_counters().
+  ASSERT_TRUE(run(store_->start_counters("msg-s", {{"targets", 4}, {"app:a1", 1}}, 600s)));
+  ASSERT_TRUE(run(store_->incr_counters("msg-s", {{"routed", 2}}, 60s)));
+  ASSERT_TRUE(run(store_->start_counters("msg-s", {{"targets", 4}, {"app:a1", 1}}, 10s)));
+  auto started = run(store_->get_counters("msg-s"));
+  ASSERT_TRUE(started);
+  EXPECT_EQ(*started, (std::map<std::string, std::int64_t>{
+                          {"app:a1", 1}, {"routed", 2}, {"targets", 4}}));
+  EXPECT_GT(pttl("msg-s"), 500'000) << "a shorter ttl never shortens it";
+  ASSERT_TRUE(run(store_->start_counters("msg-s", {{"targets", 4}}, 7'200s)));
+  EXPECT_GT(pttl("msg-s"), 7'000'000) << "a longer one extends it";
+  EXPECT_EQ(run(store_->start_counters("bad\nid", {{"targets", 1}}, 60s)).error(),
+            make_error_code(errc::invalid_argument));
+  EXPECT_EQ(run(store_->start_counters("msg-s", {}, 60s)).error(),
+            make_error_code(errc::invalid_argument));
+
   auto first = run(store_->put_idempotency("app1", "req-1", "msg-1", 60s));
   ASSERT_TRUE(first) << first.error().message();
   EXPECT_FALSE(*first);

@@ -13,6 +13,9 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <set>
+#include <vector>
+#include <atomic>
 #include <stdexcept>
 #include <thread>
 
@@ -93,6 +96,53 @@ TEST(IoRunner, StartAndJoinInBackground) {
   EXPECT_NE(f.get(), std::this_thread::get_id());
   io.stop();
   io.join();
+}
+
+TEST(IoPool, EachExecutorRunsOnItsOwnSingleThread) {
+  IoPool pool(3);
+  ASSERT_EQ(pool.size(), 3u);
+  ASSERT_EQ(pool.executors().size(), 3u);
+  pool.start();
+  // Many handlers per executor: all of one executor's run on one thread, the
+  // executors on different threads, and never two of one executor at once.
+  constexpr int kPerExecutor = 200;
+  std::vector<std::set<std::thread::id>> threads(3);
+  std::vector<std::atomic<int>> inside(3);
+  std::atomic<int> overlaps{0};
+  std::atomic<int> done{0};
+  std::mutex mu;
+  for (int n = 0; n < kPerExecutor; ++n) {
+    for (unsigned i = 0; i < 3; ++i) {
+      boost::asio::post(pool.executor(i), [&, i] {
+        if (inside[i].fetch_add(1) != 0) ++overlaps;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          threads[i].insert(std::this_thread::get_id());
+        }
+        inside[i].fetch_sub(1);
+        ++done;
+      });
+    }
+  }
+  for (int i = 0; i < 1000 && done.load() < 3 * kPerExecutor; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(done.load(), 3 * kPerExecutor);
+  EXPECT_EQ(overlaps.load(), 0);
+  std::set<std::thread::id> all;
+  for (auto& t : threads) {
+    EXPECT_EQ(t.size(), 1u);
+    all.insert(t.begin(), t.end());
+  }
+  EXPECT_EQ(all.size(), 3u);
+  EXPECT_EQ(all.count(std::this_thread::get_id()), 0u);
+  // Idle contexts keep running until stop(); then join() returns.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::promise<void> late;
+  boost::asio::post(pool.executor(2), [&] { late.set_value(); });
+  EXPECT_EQ(late.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  pool.stop();
+  pool.join();
 }
 
 boost::asio::awaitable<void> throws_after_start() {
