@@ -78,6 +78,7 @@ struct Options {
   unsigned devices_per_push = 1;
   unsigned payload_bytes = 64;
   std::string klass = "normal";
+  int linger_ms = -1;  // < 0: push-api's default
 };
 
 bool port_free(uint16_t port) {
@@ -313,6 +314,7 @@ int run(Options o) {
     cfg.listen.port = 0;
     cfg.kafka.bootstrap = kafka->bootstrap_servers();
     cfg.kafka.ensure_topics = false;
+    if (o.linger_ms >= 0) cfg.kafka.linger = std::chrono::milliseconds(o.linger_ms);
     cfg.admin_enabled = false;
     cfg.log.level = "warn";
     pushgw::common::setup_logging(cfg.log);
@@ -444,6 +446,9 @@ int main(int argc, char** argv) {
   app.add_option("--class", o.klass, "normal or marketing")
       ->capture_default_str()
       ->check(CLI::IsMember({"normal", "marketing"}));
+  app.add_option("--linger-ms", o.linger_ms,
+                 "in-process push-api's kafka.linger_ms (default: push-api's default)")
+      ->check(CLI::Range(0, 1000));
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);
