@@ -3,7 +3,7 @@
 // the online router over them and prints routed messages per second.
 //
 //   bench_online_router [--messages 200000] [--devices 10000] [--nodes 4]
-//                       [--batch 1000] [--in-flight 8] [--threads 2] [--ttl 3600]
+//                       [--batch 4000] [--in-flight 8] [--threads 2] [--ttl 3600]
 //                       [--redis redis://host:port] [--no-counters]
 //
 // Without --redis a private redis-server is started on a free port. The mock
@@ -63,7 +63,7 @@ struct Options {
   int devices = 10'000;
   int nodes = 4;
   int partitions = 8;
-  uint32_t batch = 1000;
+  uint32_t batch = 4000;
   uint32_t in_flight = 8;
   unsigned threads = 2;
   uint32_t ttl = 3600;
@@ -279,6 +279,7 @@ int main(int argc, char** argv) {
       r.set_expires_ms(created + uint64_t{opt.ttl} * 1000 + 3'600'000);
       // As push-api does: it creates the counters hash with this expiry first.
       r.set_counters_expire_ms(created + (std::max<uint64_t>(opt.ttl, 86'400) + 3'600) * 1000);
+      r.set_targets(1);  // a push to one device, as push-api marks it
       pushgw::bus::OutRecord o;
       o.topic = orr::push_topic(orr::TrafficClass::kNormal);
       o.key = orr::device_key(r.app_id(), r.device_id());

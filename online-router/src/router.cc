@@ -823,7 +823,8 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
       const auto& t = plan.tallies[i];
       if (t.routed == 0 && t.stored == 0 && t.expired == 0) continue;
       counters.add(plan.requests[i].message_id(), expires_at_ms(plan.requests[i]), t.routed,
-                   t.stored, t.expired, plan.requests[i].counters_expire_ms());
+                   t.stored, t.expired, plan.requests[i].counters_expire_ms(),
+                   plan.requests[i].targets() == 1 && !plan.requests[i].device_id().empty());
     }
     if (counters.empty()) co_return;
     auto r = co_await store_->incr_counters_batch(

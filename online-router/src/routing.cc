@@ -222,10 +222,12 @@ NodeView::Liveness NodeView::check(std::string_view node_id, uint64_t connected_
 }
 
 void CounterBatch::add(const std::string& message_id, uint64_t expires_ms, int64_t routed,
-                       int64_t stored, int64_t expired, uint64_t covered_until_ms) {
+                       int64_t stored, int64_t expired, uint64_t covered_until_ms,
+                       bool sole_target) {
   auto [it, inserted] = counts_.try_emplace(message_id);
   if (inserted) order_.push_back(message_id);
   Counts& c = it->second;
+  c.sole = inserted && sole_target;
   c.routed += routed;
   c.stored += stored;
   c.expired += expired;
@@ -242,6 +244,7 @@ std::vector<status_store::CounterUpdate> CounterBatch::updates(uint64_t now_ms,
     const Counts& c = counts_.at(id);
     status_store::CounterUpdate u;
     u.message_id = id;
+    u.set = c.sole;
     if (c.routed != 0) u.deltas.emplace_back("routed", c.routed);
     if (c.stored != 0) u.deltas.emplace_back("stored", c.stored);
     if (c.expired != 0) u.deltas.emplace_back("expired", c.expired);

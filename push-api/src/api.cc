@@ -459,7 +459,8 @@ asio::awaitable<std::variant<Expanded, ApiError>> expand(ImplPtr self, std::stri
 
 std::string serialize_request(const std::string& message_id, const std::string& app_id,
                               const PushBody& body, uint64_t now_ms, const std::string& device_id,
-                              const std::string& user_id, uint64_t counters_expire_ms) {
+                              const std::string& user_id, uint64_t counters_expire_ms,
+                              uint64_t targets) {
   bus::v1::PushRequest r;
   r.set_schema_version(1);
   r.set_message_id(message_id);
@@ -475,6 +476,7 @@ std::string serialize_request(const std::string& message_id, const std::string& 
   r.set_created_ms(now_ms);
   r.set_expires_ms(now_ms + uint64_t{body.ttl_s} * 1000);
   r.set_counters_expire_ms(counters_expire_ms);
+  if (!device_id.empty() && targets <= UINT32_MAX) r.set_targets(static_cast<uint32_t>(targets));
   return r.SerializeAsString();
 }
 
@@ -556,14 +558,15 @@ asio::awaitable<std::variant<std::string, ApiError>> accept_push(ImplPtr self,
       rec.topic = topic;
       rec.key = app_id + "/" + device;
       rec.value =
-          serialize_request(message_id, app_id, body, now, device, user, counters_expire_ms);
+          serialize_request(message_id, app_id, body, now, device, user, counters_expire_ms,
+                            ex.targets);
       records.push_back(std::move(rec));
     }
   } else {
     bus::OutRecord rec;
     rec.topic = fanout_topic(body.traffic_class);
     rec.key = message_id;
-    rec.value = serialize_request(message_id, app_id, body, now, {}, {}, counters_expire_ms);
+    rec.value = serialize_request(message_id, app_id, body, now, {}, {}, counters_expire_ms, 0);
     records.push_back(std::move(rec));
   }
 

@@ -7,6 +7,11 @@ namespace pushgw::status_store {
 boost::asio::awaitable<result<void>> StatusStore::incr_counters_batch(
     std::vector<CounterUpdate> updates) {
   for (auto& u : updates) {
+    if (u.set) {
+      auto r = co_await start_counters(std::move(u.message_id), std::move(u.deltas), u.ttl);
+      if (!r) co_return r.error();
+      continue;
+    }
     auto r = co_await incr_counters(std::move(u.message_id), std::move(u.deltas), u.ttl);
     if (!r) co_return r.error();
   }

@@ -801,10 +801,16 @@ asio::awaitable<result<void>> RedisStatusStore::incr_counters_batch(
   std::vector<Command> cmds;
   for (const auto& u : updates) {
     const auto key = keys_.counters(u.message_id);
-    for (const auto& [field, delta] : u.deltas) {
-      Command c{"HINCRBY", key, field};
-      c.arg_int(delta);
+    if (u.set) {
+      Command c{"HSET", key};
+      for (const auto& [field, value] : u.deltas) c.arg(field).arg_int(value);
       cmds.push_back(std::move(c));
+    } else {
+      for (const auto& [field, delta] : u.deltas) {
+        Command c{"HINCRBY", key, field};
+        c.arg_int(delta);
+        cmds.push_back(std::move(c));
+      }
     }
     if (u.keep_ttl) continue;
     Command e{"PEXPIRE", key};

@@ -55,7 +55,7 @@ struct RouterConfig {
   /// Threads running the router, the Redis client and the admin server.
   unsigned threads = 1;
   /// Input records taken per batch (one pipelined lookup, one produce batch).
-  uint32_t batch_size = 1000;
+  uint32_t batch_size = 4000;
   /// Longest wait for a batch to fill before a partial one is routed.
   std::chrono::milliseconds batch_wait{50};
   /// Batches whose produced records await delivery reports; when reached,

@@ -169,8 +169,11 @@ class CounterBatch {
  public:
   /// `covered_until_ms`: the hash's expiry as its creator (push-api) set
   /// it, 0 if not known.
+  /// `sole_target`: the record is its message's only one (PushRequest
+  /// targets == 1): if it is also the only one of the message in this batch,
+  /// its update sets the values (CounterUpdate::set).
   void add(const std::string& message_id, uint64_t expires_ms, int64_t routed, int64_t stored,
-           int64_t expired, uint64_t covered_until_ms = 0);
+           int64_t expired, uint64_t covered_until_ms = 0, bool sole_target = false);
   bool empty() const { return counts_.empty(); }
   /// One update per message with its non-zero counters ("routed", "stored",
   /// "expired"); ttl = max(min_ttl, expiry - now), and keep_ttl when the
@@ -185,6 +188,7 @@ class CounterBatch {
     int64_t expired = 0;
     uint64_t expires_ms = 0;
     uint64_t covered_until_ms = UINT64_MAX;  // min over the adds
+    bool sole = false;                       // one add, of a sole-target record
   };
   std::vector<std::string> order_;
   std::unordered_map<std::string, Counts> counts_;

@@ -130,6 +130,10 @@ struct CounterUpdate {
   /// The hash is known to outlive `ttl` already (its creator set a longer
   /// expiry): no PEXPIRE is sent, which saves one command per message.
   bool keep_ttl = false;
+  /// The deltas are the fields' final values (a message with one target,
+  /// routed once): set, not added, in one HSET; a redelivered record then
+  /// does not count twice.
+  bool set = false;
 };
 
 class StatusStore {

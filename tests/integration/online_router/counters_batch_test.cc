@@ -42,6 +42,22 @@ TEST_F(CountersBatchTest, AddsDeltasAndSetsTtlPerMessage) {
   EXPECT_EQ(counters("b"), (std::map<std::string, int64_t>{{"expired", 3}, {"targets", 4}}));
 }
 
+TEST_F(CountersBatchTest, SetUpdatesWriteValuesInOneCommand) {
+  auto one =
+      boost::asio::co_spawn(io_->executor(), store_->incr_counters("s", {{"targets", 1}}, 3'600s),
+                            boost::asio::use_future);
+  ASSERT_TRUE(one.get());
+  status_store::CounterUpdate u{"s", {{"routed", 1}, {"stored", 1}}, 3'600s};
+  u.set = true;
+  ASSERT_TRUE(batch({u}));
+  // A redelivered record (the router crashed before committing) sets the
+  // same values again instead of counting the message twice.
+  ASSERT_TRUE(batch({u}));
+  EXPECT_EQ(counters("s"),
+            (std::map<std::string, int64_t>{{"routed", 1}, {"stored", 1}, {"targets", 1}}));
+  EXPECT_GT(pttl("s"), 3'000'000);
+}
+
 TEST_F(CountersBatchTest, KeepTtlLeavesTheExpiryAlone) {
   auto one =
       boost::asio::co_spawn(io_->executor(), store_->incr_counters("k", {{"targets", 1}}, 3'600s),

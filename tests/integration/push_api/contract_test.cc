@@ -65,6 +65,7 @@ TEST_F(PushApi, DevicePushIsOneRecordPerDeviceAckedBeforeThe202) {
     // record says until when, so routers need not set its TTL again.
     EXPECT_GE(p.counters_expire_ms() + 1000, p.created_ms() + 90'000'000ULL);
     EXPECT_LE(p.counters_expire_ms(), p.created_ms() + 90'000'000ULL);
+    EXPECT_EQ(p.targets(), 2u) << "the message's device count, for the routers' counters";
   }
   EXPECT_EQ(keys, (std::set<std::string>{"demo/d1", "demo/d2"}));
   EXPECT_EQ(produced("pushgw.push.marketing"), 0);
@@ -146,6 +147,7 @@ TEST_F(PushApi, TopicAndBroadcastAreOneFanoutRecordKeyedByMessageId) {
   EXPECT_EQ(p.topic(), "news");
   EXPECT_FALSE(p.broadcast());
   EXPECT_TRUE(p.device_id().empty());
+  EXPECT_EQ(p.targets(), 0u) << "fanned out by the routers: not known here";
   recs = records("pushgw.fanout.marketing", 1);
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0].key, broadcast_id);

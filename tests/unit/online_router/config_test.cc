@@ -20,7 +20,7 @@ TEST(RouterConfig, DefaultsAreSaneAndNeedOnlyABootstrap) {
   auto cfg = load_config(text("[kafka]\nbootstrap = \"127.0.0.1:9092\"\n"));
   EXPECT_EQ(cfg.traffic_class, TrafficClass::kNormal);
   EXPECT_EQ(cfg.group_id(), "online-router.normal");
-  EXPECT_EQ(cfg.batch_size, 1000u);
+  EXPECT_EQ(cfg.batch_size, 4000u);
   EXPECT_EQ(cfg.max_in_flight, 8u);
   EXPECT_EQ(cfg.redis_url, "redis://127.0.0.1:6379");
   EXPECT_EQ(cfg.crash_after_consume, 0u);

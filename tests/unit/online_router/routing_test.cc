@@ -293,6 +293,22 @@ TEST(CounterBatch, AggregatesPerMessageInFirstSeenOrder) {
   EXPECT_FALSE(u[1].keep_ttl);
 }
 
+TEST(CounterBatch, SoleTargetRecordsSetTheirValuesOthersAdd) {
+  CounterBatch b;
+  b.add("sole", kNow + 10'000, 1, 1, 0, 0, true);
+  b.add("many", kNow + 10'000, 1, 1, 0, 0, false);
+  b.add("twice", kNow + 10'000, 1, 0, 0, 0, true);
+  b.add("twice", kNow + 10'000, 1, 0, 0, 0, true);  // a duplicate in one batch
+  auto u = b.updates(kNow, 86'400s);
+  ASSERT_EQ(u.size(), 3u);
+  EXPECT_TRUE(u[0].set) << "a message's only record, routed once: values";
+  EXPECT_EQ(u[0].deltas,
+            (std::vector<std::pair<std::string, int64_t>>{{"routed", 1}, {"stored", 1}}));
+  EXPECT_FALSE(u[1].set) << "one of several targets: increments";
+  EXPECT_FALSE(u[2].set) << "seen twice in the batch: increments";
+  EXPECT_EQ(u[2].deltas, (std::vector<std::pair<std::string, int64_t>>{{"routed", 2}}));
+}
+
 TEST(CounterBatch, KeepsTheTtlOnlyWhenTheKnownExpiryCoversIt) {
   CounterBatch b;
   const uint64_t day = 86'400'000;
