@@ -72,7 +72,7 @@ struct Options {
   std::string secret = "bench-api-secret";
   unsigned connections = 64;
   unsigned client_threads = 1;
-  unsigned server_threads = 1;
+  unsigned server_threads = 2;  // push-api's default (threads = 2)
   double seconds = 5;
   double warmup = 3;  // the first second has ~1 s outliers (connection and producer start-up)
   unsigned devices_per_push = 1;

@@ -1,11 +1,13 @@
 // The online router: consume loop, planning (status store I/O), produce and
-// completion. Everything below runs on Impl::strand_ unless noted.
+// completion. Everything below runs on Impl::strand_ unless noted; the
+// completions run on Impl::produce_strand_.
 //
 // Order: the loop routes one batch at a time; each batch's records are handed
 // to librdkafka (produce_batch) by a completion coroutine that the loop starts
-// on the same strand, so records enter the producer in input order and the
-// idempotent producer keeps that order per partition. Completions then wait
-// for their delivery reports concurrently (up to max_in_flight batches).
+// on the produce strand in batch order, so records enter the producer in
+// input order and the idempotent producer keeps that order per partition.
+// Completions then wait for their delivery reports concurrently (up to
+// max_in_flight batches), while the loop plans the next batches.
 #include "online_router/router.h"
 
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -107,6 +110,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   Impl(asio::any_io_executor ex, RouterConfig cfg, RouterOptions options)
       : ex_(std::move(ex)),
         strand_(asio::make_strand(ex_)),
+        produce_strand_(asio::make_strand(ex_)),
         cfg_(std::move(cfg)),
         opts_(std::move(options)),
         clock_(opts_.clock != nullptr ? *opts_.clock : SystemClock::instance()),
@@ -123,6 +127,11 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
 
   asio::any_io_executor ex_;
   asio::strand<asio::any_io_executor> strand_;
+  // Completions (produce, wait for reports, mark processed, counters) run
+  // here, beside the loop: planning the next batches and producing the
+  // earlier ones overlap on two threads. Started in order, so records still
+  // reach librdkafka in input order.
+  asio::strand<asio::any_io_executor> produce_strand_;
   RouterConfig cfg_;
   RouterOptions opts_;
   const Clock& clock_;
@@ -140,7 +149,8 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   uint32_t in_flight_ = 0;
   bool loop_running_ = false;
   uint64_t batches_seen_ = 0;
-  std::map<std::string, SteadyClock::time_point> last_warn_;
+  std::mutex warn_mu_;
+  std::map<std::string, SteadyClock::time_point> last_warn_;  // guarded by warn_mu_
 
   // Any thread.
   std::atomic<bool> started_{false};
@@ -265,8 +275,10 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
 
   // ---- helpers ------------------------------------------------------------------
 
+  // Any thread.
   void warn_limited(const std::string& what, const std::string& text) {
     auto now = SteadyClock::now();
+    std::lock_guard lk(warn_mu_);
     auto it = last_warn_.find(what);
     if (it != last_warn_.end() && now - it->second < kWarnEvery) return;
     last_warn_[what] = now;
@@ -292,13 +304,13 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
     log()->critical("online router stops: {}", reason);
     stopping_ = true;
     m_.ready->Set(0);
-    wake_.cancel();
+    asio::post(strand_, [self = shared_from_this()] { self->wake_.cancel(); });
     if (opts_.on_fatal) opts_.on_fatal(std::move(reason));
   }
 
   // Sleeps `d` in short slices; false once stopping.
   asio::awaitable<bool> sleep(milliseconds d) {
-    asio::steady_timer t(strand_);
+    asio::steady_timer t(co_await asio::this_coro::executor);
     const auto until = SteadyClock::now() + d;
     while (!stopping_) {
       const auto now = SteadyClock::now();
@@ -484,8 +496,9 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
     ++in_flight_;
     stats_.in_flight = in_flight_;
     m_.in_flight->Set(in_flight_);
-    // Started in order on this strand: records reach librdkafka in input order.
-    common::spawn_logged(strand_, complete(shared_from_this(), std::move(plan)),
+    // Started in order on the produce strand: records reach librdkafka in
+    // input order.
+    common::spawn_logged(produce_strand_, complete(shared_from_this(), std::move(plan)),
                          "online-router batch");
     co_return true;
   }
@@ -726,13 +739,16 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
 
   // ---- completion -------------------------------------------------------------------
 
+  // On produce_strand_ (touches no loop state but through strand_).
   static asio::awaitable<void> complete(std::shared_ptr<Impl> self, std::shared_ptr<Plan> plan) {
     const bool done = co_await self->produce_all(*plan);
     if (done) co_await self->finish(*plan);
-    --self->in_flight_;
-    self->stats_.in_flight = self->in_flight_;
-    self->m_.in_flight->Set(self->in_flight_);
-    self->wake_.cancel();
+    asio::post(self->strand_, [self] {
+      --self->in_flight_;
+      self->stats_.in_flight = self->in_flight_;
+      self->m_.in_flight->Set(self->in_flight_);
+      self->wake_.cancel();
+    });
   }
 
   // Produces every record of the plan; true once all are acknowledged (or

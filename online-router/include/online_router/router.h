@@ -51,10 +51,11 @@ struct RouterStats {
 /// coroutines, so nothing dangles if the object is destroyed while a
 /// coroutine is still finishing.
 ///
-/// Threads: all routing runs on one strand of `ex` (decode, planning,
-/// producing and completions); the Redis client runs on its own strand of
-/// `ex`; librdkafka has its own threads (posting back to the strand). More
-/// threads on `ex` let Redis I/O, admin requests and routing overlap.
+/// Threads: the routing loop (decode, lookups, planning) runs on one strand
+/// of `ex`, the completions (produce, delivery reports, marking processed,
+/// counters) on a second one; the Redis client runs on its own strand of
+/// `ex`; librdkafka has its own threads (posting back). With two or more
+/// threads on `ex`, planning, producing and Redis I/O overlap.
 class Router {
  public:
   Router(boost::asio::any_io_executor ex, RouterConfig cfg, RouterOptions options = {});
