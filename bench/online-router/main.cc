@@ -65,6 +65,7 @@ struct Options {
   int partitions = 8;
   uint32_t batch = 4000;
   uint32_t in_flight = 8;
+  unsigned routers = 1;  // router instances in the group (each its own consumer)
   unsigned threads = 2;
   uint32_t ttl = 3600;
   std::string redis;
@@ -200,6 +201,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--batch", opt.batch, "router batch_size")->capture_default_str();
   app.add_option("--in-flight", opt.in_flight, "router max_in_flight")->capture_default_str();
+  app.add_option("--routers", opt.routers,
+                 "router instances in this process, one consumer group (as several router "
+                 "processes would share the partitions)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 8));
   app.add_option("--threads", opt.threads, "router io threads")->capture_default_str();
   app.add_option("--ttl", opt.ttl, "ttl_s of the requests (> 0: also a pushgw.offline record)")
       ->capture_default_str();
@@ -325,13 +331,43 @@ int main(int argc, char** argv) {
   cfg.admin.port = 0;
   cfg.validate();
   auto metrics = std::make_shared<pushgw::common::Metrics>("bench_online_router");
-  orr::RouterOptions ro;
-  ro.metrics = metrics;
-  orr::Router router(io.executor(), cfg, ro);
-  if (auto r = router.start(); !r) {
-    std::fprintf(stderr, "router: %s\n", r.error().message().c_str());
-    return 1;
+  std::vector<std::unique_ptr<orr::Router>> routers;
+  for (unsigned i = 0; i < opt.routers; ++i) {
+    orr::RouterOptions ro;
+    // The first one's metrics are scraped for the per-batch figures.
+    ro.metrics = i == 0 ? metrics : std::make_shared<pushgw::common::Metrics>("bench_router");
+    routers.push_back(std::make_unique<orr::Router>(io.executor(), cfg, ro));
+    if (auto r = routers.back()->start(); !r) {
+      std::fprintf(stderr, "router: %s\n", r.error().message().c_str());
+      return 1;
+    }
   }
+  struct Sum {
+    std::vector<std::unique_ptr<orr::Router>>* all;
+    orr::RouterStats stats() const {
+      orr::RouterStats t;
+      for (const auto& r : *all) {
+        const auto s = r->stats();
+        t.consumed += s.consumed;
+        t.batches += s.batches;
+        t.completed += s.completed;
+        t.online += s.online;
+        t.stored += s.stored;
+        t.expired += s.expired;
+        t.fanned_out += s.fanned_out;
+        t.unknown_node += s.unknown_node;
+        t.bad_records += s.bad_records;
+        t.produce_retries += s.produce_retries;
+        t.store_retries += s.store_retries;
+        t.counter_failures += s.counter_failures;
+        t.in_flight += s.in_flight;
+      }
+      return t;
+    }
+    void stop() {
+      for (auto& r : *all) r->stop();
+    }
+  } router{&routers};
   // Time from the first consumed record to the last one processed (group
   // join excluded).
   const auto deadline = SteadyClock::now() + 300s;
@@ -363,8 +399,9 @@ int main(int argc, char** argv) {
 
   std::printf(
       "online-router bench: %d messages, %d online devices on %d nodes, batch %u, "
-      "in-flight %u, threads %u, ttl %u, counters %s\n",
-      opt.messages, opt.devices, opt.nodes, opt.batch, opt.in_flight, opt.threads, opt.ttl,
+      "in-flight %u, threads %u, routers %u, ttl %u, counters %s\n",
+      opt.messages, opt.devices, opt.nodes, opt.batch, opt.in_flight, opt.threads, opt.routers,
+      opt.ttl,
       opt.counters ? "on" : "off");
   std::printf("  setup: registered in %.2f s, preloaded in %.2f s\n", reg_s, load_s);
   std::printf("| %-12s | %-10s | %-12s | %-14s | %-10s | %-14s |\n", "routed", "seconds",
