@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -105,11 +106,32 @@ class SpawnedRedis {
     ::waitpid(pid_, &st, 0);
   }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return pid_; }
 
  private:
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };
+
+// CPU seconds (user + system) of another process, -1 if unknown.
+double process_cpu_seconds(pid_t pid) {
+  if (pid <= 0) return -1;
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return -1;
+  char buf[1024];
+  const std::size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  // Fields after the command name (which may hold spaces): state is field 3,
+  // utime and stime are fields 14 and 15.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return -1;
+  unsigned long long ut = 0, st = 0;
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
+    return -1;
+  }
+  return static_cast<double>(ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 double cpu_seconds() {
   rusage ru{};
@@ -155,6 +177,34 @@ asio::awaitable<int> register_all(ss::RedisStatusStore* store, Options opt) {
     if (!r) ++failures;
   }
   co_return failures;
+}
+
+// What push-api does before it produces a request: the message's counters
+// hash, with targets/class/app set and its expiry (start_counters). The
+// router then only updates existing hashes, as in a running cluster.
+int start_all_counters(pushgw::common::IoRunner& io, ss::RedisStatusStore* store, int messages,
+                       uint64_t counters_ttl_s) {
+  constexpr int kWorkers = 64;
+  auto worker = [](ss::RedisStatusStore* st, int first, int n,
+                   uint64_t ttl_s) -> asio::awaitable<int> {
+    int bad = 0;
+    for (int i = first; i < n; i += kWorkers) {
+      std::vector<std::pair<std::string, std::int64_t>> fields = {
+          {"targets", 1}, {"class", 0}, {"app:bench", 1}};
+      auto r = co_await st->start_counters("msg-" + std::to_string(i), std::move(fields),
+                                           std::chrono::seconds(ttl_s));
+      if (!r) ++bad;
+    }
+    co_return bad;
+  };
+  std::vector<std::future<int>> done;
+  for (int w = 0; w < kWorkers; ++w) {
+    done.push_back(asio::co_spawn(io.executor(), worker(store, w, messages, counters_ttl_s),
+                                  asio::use_future));
+  }
+  int failures = 0;
+  for (auto& f : done) failures += f.get();
+  return failures;
 }
 
 // Records the broker no longer holds at the start of `topic` (sum of the low
@@ -314,6 +364,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double load_s = std::chrono::duration<double>(SteadyClock::now() - t_load).count();
+  // As push-api does before producing each request (start_counters).
+  const uint64_t counters_ttl_s = std::max<uint64_t>(opt.ttl, 86'400) + 3'600;
+  const auto t_counters = SteadyClock::now();
+  if (opt.counters) {
+    if (int failed = start_all_counters(io, store->get(), opt.messages, counters_ttl_s);
+        failed != 0) {
+      std::fprintf(stderr, "%d counters hashes could not be created\n", failed);
+      return 1;
+    }
+  }
+  const double counters_s =
+      std::chrono::duration<double>(SteadyClock::now() - t_counters).count();
 
   orr::RouterConfig cfg;
   cfg.threads = opt.threads;
@@ -376,6 +438,8 @@ int main(int argc, char** argv) {
   }
   const auto t0 = SteadyClock::now();
   const double cpu0 = cpu_seconds();
+  const pid_t redis_pid = own_redis ? own_redis->pid() : -1;
+  const double redis_cpu0 = process_cpu_seconds(redis_pid);
   auto next_progress = SteadyClock::now() + 5s;
   while (router.stats().completed < static_cast<uint64_t>(opt.messages) &&
          SteadyClock::now() < deadline) {
@@ -391,6 +455,7 @@ int main(int argc, char** argv) {
   }
   const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   const double cpu = cpu_seconds() - cpu0;
+  const double redis_cpu = redis_cpu0 < 0 ? -1 : process_cpu_seconds(redis_pid) - redis_cpu0;
   const auto s = router.stats();
   const std::string scrape = metrics->scrape();
   router.stop();
@@ -403,7 +468,8 @@ int main(int argc, char** argv) {
       opt.messages, opt.devices, opt.nodes, opt.batch, opt.in_flight, opt.threads, opt.routers,
       opt.ttl,
       opt.counters ? "on" : "off");
-  std::printf("  setup: registered in %.2f s, preloaded in %.2f s\n", reg_s, load_s);
+  std::printf("  setup: registered in %.2f s, preloaded in %.2f s, counters hashes created in %.2f s\n",
+              reg_s, load_s, counters_s);
   std::printf("| %-12s | %-10s | %-12s | %-14s | %-10s | %-14s |\n", "routed", "seconds",
               "routed msg/s", "records out/s", "batches", "process CPU s");
   std::printf("| %-12llu | %-10.2f | %-12.0f | %-14.0f | %-10llu | %-14.2f |\n",
@@ -418,6 +484,16 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(s.expired), static_cast<unsigned long long>(s.unknown_node),
       static_cast<unsigned long long>(s.produce_retries),
       static_cast<unsigned long long>(s.store_retries));
+  // CPU per routed message: the more stable figure on a shared machine.
+  if (s.completed > 0) {
+    const double n = static_cast<double>(s.completed);
+    if (redis_cpu >= 0) {
+      std::printf("  CPU per routed message: router + Kafka mock %.2f us, redis-server %.2f us\n",
+                  1e6 * cpu / n, 1e6 * redis_cpu / n);
+    } else {
+      std::printf("  CPU per routed message: router + Kafka mock %.2f us\n", 1e6 * cpu / n);
+    }
+  }
   // Mean status store and produce time per batch, from the router's histograms.
   auto value = [&scrape](const std::string& name) {
     const auto at = scrape.find("\n" + name + "{");

@@ -122,34 +122,65 @@ v1::Push make_push(const PushRequest& r, uint64_t seq, TrafficClass c) {
   return p;
 }
 
+namespace {
+
+// Protobuf wire format (encoding.md): a field is its tag (number << 3 |
+// wire type) then the value; fields may come in any order and parsers merge
+// them, so appending a field to a serialized message sets it.
+void append_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void append_string_field(std::string& out, uint32_t field, std::string_view v) {
+  append_varint(out, (uint64_t{field} << 3) | 2);  // length-delimited
+  append_varint(out, v.size());
+  out.append(v);
+}
+
+void append_uint_field(std::string& out, uint32_t field, uint64_t v) {
+  append_varint(out, uint64_t{field} << 3);  // varint
+  append_varint(out, v);
+}
+
+}  // namespace
+
 UnicastRecords unicast_records(const PushRequest& r, uint64_t seq,
                                std::optional<std::string_view> node_id, uint64_t epoch, bool store,
                                TrafficClass c, uint64_t after_seq) {
   UnicastRecords out;
   if (!node_id && !store) return out;
-  DeliveryRecord dr;
-  dr.set_schema_version(kSchemaVersion);
-  dr.set_app_id(r.app_id());
-  dr.set_device_id(r.device_id());
-  *dr.mutable_push() = make_push(r, seq, c);
-  dr.set_epoch(epoch);
+  // Serialized once: the offline copy is the record without node_id and
+  // after_seq; the live one is the same bytes with those two fields appended.
+  std::string common;
+  {
+    DeliveryRecord dr;
+    dr.set_schema_version(kSchemaVersion);
+    dr.set_app_id(r.app_id());
+    dr.set_device_id(r.device_id());
+    *dr.mutable_push() = make_push(r, seq, c);
+    dr.set_epoch(epoch);
+    common = dr.SerializeAsString();
+  }
   std::string key = device_key(r.app_id(), r.device_id());
   if (node_id) {
-    dr.set_node_id(std::string(*node_id));
-    dr.set_after_seq(after_seq);
     bus::OutRecord rec;
     rec.topic = deliver_topic(*node_id);
-    rec.key = key;
-    rec.value = dr.SerializeAsString();
+    rec.key = store ? key : std::move(key);
+    rec.value.reserve(common.size() + node_id->size() + 16);
+    rec.value = store ? common : std::move(common);
+    append_string_field(rec.value, DeliveryRecord::kNodeIdFieldNumber, *node_id);
+    if (after_seq != 0) append_uint_field(rec.value, DeliveryRecord::kAfterSeqFieldNumber, after_seq);
     out.deliver = std::move(rec);
-    dr.clear_node_id();
-    dr.clear_after_seq();
   }
   if (store) {
     bus::OutRecord rec;
     rec.topic = std::string(kOfflineTopic);
     rec.key = std::move(key);
-    rec.value = dr.SerializeAsString();
+    rec.value = std::move(common);
     out.offline = std::move(rec);
   }
   return out;

@@ -81,6 +81,23 @@ std::string RedisKeys::tagged(char kind1, char kind2, std::string_view a,
   return k;
 }
 
+RedisKeys::KeyPieces RedisKeys::tagged_pieces(std::string_view infix, std::string_view a,
+                                              std::string_view b) const {
+  if (b.empty()) return {prefix_, infix, a, "}", {}, {}};
+  return {prefix_, infix, a, ":", b, "}"};
+}
+
+RedisKeys::KeyPieces RedisKeys::device_pieces(std::string_view app,
+                                              std::string_view device) const {
+  return tagged_pieces(":d:{", app, device);
+}
+RedisKeys::KeyPieces RedisKeys::seq_pieces(std::string_view app, std::string_view device) const {
+  return tagged_pieces(":q:{", app, device);
+}
+RedisKeys::KeyPieces RedisKeys::counters_pieces(std::string_view message_id) const {
+  return tagged_pieces(":m:{", message_id, {});
+}
+
 std::string RedisKeys::device(std::string_view app, std::string_view device) const {
   return tagged('d', 0, app, device);
 }

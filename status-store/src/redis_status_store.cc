@@ -687,24 +687,26 @@ asio::awaitable<result<void>> RedisStatusStore::seed_new_counters(
 
 asio::awaitable<result<std::vector<Resolved>>> RedisStatusStore::resolve(
     std::vector<ResolveRequest> entries) {
-  std::vector<Command> cmds;
-  std::vector<std::string> seq_keys;
-  std::vector<std::size_t> seq_entry;
-  cmds.reserve(entries.size() * 2);
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
+  // Thousands of GET/INCR per call (the online router's batches): encoded
+  // straight into one buffer, keys written from their pieces.
+  redis::CommandBuffer cmds;
+  cmds.reserve(entries.size() * 2, entries.size() * 2 * (keys_.prefix().size() + 48));
+  std::size_t with_seq = 0;
+  for (const auto& e : entries) {
     if (!validate_app_id(e.app_id) || !validate_id(e.device_id)) co_return errc::invalid_argument;
-    cmds.push_back(status_query(keys_.device(e.app_id, e.device_id)));
+    cmds.begin(2).arg("GET").arg_concat(keys_.device_pieces(e.app_id, e.device_id));
     if (e.want_seq) {
-      seq_keys.push_back(keys_.seq(e.app_id, e.device_id));
-      seq_entry.push_back(i);
-      cmds.push_back(Command{"INCR", seq_keys.back()});
+      cmds.begin(2).arg("INCR").arg_concat(keys_.seq_pieces(e.app_id, e.device_id));
+      ++with_seq;
     }
   }
-  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  auto rs = co_await client_->exec_buffer(std::move(cmds));
   std::vector<Resolved> out(entries.size());
   std::vector<std::uint64_t> seqs;
-  seqs.reserve(seq_keys.size());
+  std::vector<std::size_t> seq_entry;
+  seqs.reserve(with_seq);
+  seq_entry.reserve(with_seq);
+  bool fresh = false;
   std::size_t k = 0;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (k >= rs.size()) co_return errc::protocol_error;
@@ -719,8 +721,16 @@ asio::awaitable<result<std::vector<Resolved>>> RedisStatusStore::resolve(
     auto v = to_u64(*ok);
     if (!v) co_return errc::protocol_error;
     seqs.push_back(*v);
+    seq_entry.push_back(i);
+    fresh = fresh || *v == 1;
   }
-  if (auto s = co_await seed_new_counters(seq_keys, seqs); !s) co_return s.error();
+  if (fresh) {
+    // Rare (a device's first message ever): the keys are built only then.
+    std::vector<std::string> seq_keys;
+    seq_keys.reserve(seq_entry.size());
+    for (auto i : seq_entry) seq_keys.push_back(keys_.seq(entries[i].app_id, entries[i].device_id));
+    if (auto s = co_await seed_new_counters(seq_keys, seqs); !s) co_return s.error();
+  }
   for (std::size_t j = 0; j < seq_entry.size(); ++j) out[seq_entry[j]].seq = seqs[j];
   co_return out;
 }
@@ -798,26 +808,22 @@ asio::awaitable<result<void>> RedisStatusStore::incr_counters_batch(
   if (updates.empty()) co_return result<void>{};
   // Plain HINCRBY/PEXPIRE rather than the incr_counters script: cheaper per
   // message, and per-message atomicity is not needed for adding deltas.
-  std::vector<Command> cmds;
+  redis::CommandBuffer cmds;
+  cmds.reserve(updates.size() * 2, updates.size() * (keys_.prefix().size() + 96));
   for (const auto& u : updates) {
-    const auto key = keys_.counters(u.message_id);
+    const auto key = keys_.counters_pieces(u.message_id);
     if (u.set) {
-      Command c{"HSET", key};
-      for (const auto& [field, value] : u.deltas) c.arg(field).arg_int(value);
-      cmds.push_back(std::move(c));
+      cmds.begin(2 + 2 * u.deltas.size()).arg("HSET").arg_concat(key);
+      for (const auto& [field, value] : u.deltas) cmds.arg(field).arg_int(value);
     } else {
       for (const auto& [field, delta] : u.deltas) {
-        Command c{"HINCRBY", key, field};
-        c.arg_int(delta);
-        cmds.push_back(std::move(c));
+        cmds.begin(4).arg("HINCRBY").arg_concat(key).arg(field).arg_int(delta);
       }
     }
     if (u.keep_ttl) continue;
-    Command e{"PEXPIRE", key};
-    e.arg_int(u.ttl.count());
-    cmds.push_back(std::move(e));
+    cmds.begin(3).arg("PEXPIRE").arg_concat(key).arg_int(u.ttl.count());
   }
-  auto rs = co_await client_->exec_pipeline(std::move(cmds));
+  auto rs = co_await client_->exec_buffer(std::move(cmds));
   co_return first_failure(rs, "incr_counters_batch");
 }
 

@@ -97,13 +97,32 @@ class ProducerCore {
     return c;
   }
 
-  rd_kafka_resp_err_t enqueue(Completion& c, std::size_t i, const OutRecord& r) {
+  // Topic handles of one produce call: a few distinct topics per batch, so a
+  // linear scan beats a map; misses go to the producer-wide table.
+  using TopicCache = std::vector<std::pair<std::string_view, rd_kafka_topic_t*>>;
+
+  rd_kafka_resp_err_t enqueue(Completion& c, std::size_t i, const OutRecord& r,
+                              TopicCache& topics) {
     if (r.topic.empty() || (r.partition && *r.partition < 0)) {
       return RD_KAFKA_RESP_ERR__INVALID_ARG;
     }
     std::shared_lock lk(rk_mu_);
     if (closed_) {
       return RD_KAFKA_RESP_ERR__DESTROY;
+    }
+    rd_kafka_topic_t* rkt = nullptr;
+    for (const auto& [name, h] : topics) {
+      if (name == r.topic) {
+        rkt = h;
+        break;
+      }
+    }
+    if (rkt == nullptr) {
+      rkt = topic_handle(r.topic);
+      if (rkt == nullptr) {
+        return rd_kafka_last_error();
+      }
+      topics.emplace_back(r.topic, rkt);
     }
     detail::HeadersPtr headers;
     if (!r.headers.empty()) {
@@ -115,7 +134,7 @@ class ProducerCore {
     }
     // RD_KAFKA_MSG_F_COPY: librdkafka copies key and value before returning.
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(r.topic.c_str()),
+        rk_.get(), RD_KAFKA_V_RKT(rkt),
         RD_KAFKA_V_PARTITION(r.partition.value_or(RD_KAFKA_PARTITION_UA)),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(r.key.empty() ? nullptr : const_cast<char*>(r.key.data()), r.key.size()),
@@ -211,6 +230,13 @@ class ProducerCore {
     }
     stop_.store(true, std::memory_order_release);
     poller_.join();
+    {
+      std::lock_guard lk(topics_mu_);
+      for (auto& [name, rkt] : topics_) {
+        rd_kafka_topic_destroy(rkt);
+      }
+      topics_.clear();
+    }
     rk_.reset();
 
     std::vector<std::shared_ptr<Completion>> left;
@@ -269,6 +295,22 @@ class ProducerCore {
     }
   }
 
+  // The producer's handle for `name`, created on first use (by name,
+  // librdkafka would look the topic up under its write lock per record).
+  // Handles live until close(). Caller holds rk_mu_ shared.
+  rd_kafka_topic_t* topic_handle(const std::string& name) {
+    std::lock_guard lk(topics_mu_);
+    auto it = topics_.find(name);
+    if (it != topics_.end()) {
+      return it->second;
+    }
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
+    if (rkt != nullptr) {
+      topics_.emplace(name, rkt);
+    }
+    return rkt;
+  }
+
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<ProducerCore*>(opaque);
     auto* slot = static_cast<Slot*>(m->_private);
@@ -316,6 +358,8 @@ class ProducerCore {
   std::thread poller_;
   std::mutex live_mu_;
   std::unordered_map<Completion*, std::shared_ptr<Completion>> live_;
+  std::mutex topics_mu_;
+  std::unordered_map<std::string, rd_kafka_topic_t*> topics_;  // guarded by topics_mu_
   std::atomic<std::size_t> in_flight_{0};
   mutable std::mutex fatal_mu_;
   std::optional<std::string> fatal_;
@@ -351,8 +395,9 @@ asio::awaitable<Results> produce_records(std::shared_ptr<ProducerCore> core,
   }
   auto completion = core->start(records.size());
   InitiatorRef ref(*core, completion);
+  ProducerCore::TopicCache topics;
   for (std::size_t i = 0; i < records.size(); ++i) {
-    rd_kafka_resp_err_t err = core->enqueue(*completion, i, records[i]);
+    rd_kafka_resp_err_t err = core->enqueue(*completion, i, records[i], topics);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
         core->config().queue_full == QueueFullPolicy::kWait) {
       const auto deadline = std::chrono::steady_clock::now() + core->config().queue_full_wait;
@@ -365,7 +410,7 @@ asio::awaitable<Results> produce_records(std::shared_ptr<ProducerCore> core,
         timer.expires_after(
             std::min<std::chrono::steady_clock::duration>(kQueueFullRetry, deadline - now));
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        err = core->enqueue(*completion, i, records[i]);
+        err = core->enqueue(*completion, i, records[i], topics);
       }
     }
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -21,4 +21,14 @@ result<std::unique_ptr<Client>> make_client(boost::asio::any_io_executor ex, Cli
   return detail::make_standalone_client(strand, std::move(config), std::move(m));
 }
 
+boost::asio::awaitable<std::vector<result<Reply>>> Client::exec_buffer(CommandBuffer cmds) {
+  if (!cmds.complete()) {
+    co_return std::vector<result<Reply>>(cmds.size(), make_error_code(errc::invalid_argument));
+  }
+  std::vector<Command> decoded;
+  decoded.reserve(cmds.size());
+  for (std::size_t i = 0; i < cmds.size(); ++i) decoded.push_back(cmds.command(i));
+  co_return co_await exec_pipeline(std::move(decoded));
+}
+
 }  // namespace pushgw::redis

@@ -125,4 +125,86 @@ std::string Command::to_string() const {
   return out;
 }
 
+void CommandBuffer::reserve(std::size_t commands, std::size_t bytes) {
+  starts_.reserve(commands);
+  buf_.reserve(bytes);
+}
+
+void CommandBuffer::header(char kind, std::size_t n) {
+  char tmp[24];
+  tmp[0] = kind;
+  auto [p, ec] = std::to_chars(tmp + 1, tmp + sizeof(tmp) - 2, n);
+  *p++ = '\r';
+  *p++ = '\n';
+  buf_.append(tmp, static_cast<std::size_t>(p - tmp));
+}
+
+CommandBuffer& CommandBuffer::begin(std::size_t argc) {
+  if (left_ != 0 || argc == 0) bad_ = true;
+  starts_.push_back(static_cast<std::uint32_t>(buf_.size()));
+  header('*', argc);
+  left_ = argc;
+  return *this;
+}
+
+CommandBuffer& CommandBuffer::arg(std::string_view a) {
+  if (left_ == 0) {
+    bad_ = true;
+    return *this;
+  }
+  --left_;
+  header('$', a.size());
+  buf_.append(a.data(), a.size());
+  buf_.append("\r\n", 2);
+  return *this;
+}
+
+CommandBuffer& CommandBuffer::arg_int(std::int64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
+  return arg(std::string_view(tmp, static_cast<std::size_t>(p - tmp)));
+}
+
+CommandBuffer& CommandBuffer::arg_uint(std::uint64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof(tmp), v);
+  return arg(std::string_view(tmp, static_cast<std::size_t>(p - tmp)));
+}
+
+CommandBuffer& CommandBuffer::arg_concat(std::span<const std::string_view> pieces) {
+  if (left_ == 0) {
+    bad_ = true;
+    return *this;
+  }
+  --left_;
+  std::size_t n = 0;
+  for (auto piece : pieces) n += piece.size();
+  header('$', n);
+  for (auto piece : pieces) buf_.append(piece.data(), piece.size());
+  buf_.append("\r\n", 2);
+  return *this;
+}
+
+Command CommandBuffer::command(std::size_t i) const {
+  Command c;
+  if (!complete() || i >= starts_.size()) return c;
+  // Written by this class, so well-formed: *argc then $len/bytes per argument.
+  std::string_view v(buf_);
+  v.remove_prefix(starts_[i]);
+  auto number = [&v]() {
+    std::size_t n = 0;
+    v.remove_prefix(1);  // '*' or '$'
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    v.remove_prefix(static_cast<std::size_t>(p - v.data()) + 2);  // digits, CRLF
+    return n;
+  };
+  const std::size_t argc = number();
+  for (std::size_t k = 0; k < argc; ++k) {
+    const std::size_t len = number();
+    c.arg(v.substr(0, len));
+    v.remove_prefix(len + 2);
+  }
+  return c;
+}
+
 }  // namespace pushgw::redis

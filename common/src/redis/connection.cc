@@ -60,7 +60,8 @@ void ConnectionImpl::start() {
                  [ep](std::exception_ptr e) { log_escaped("connection loop", ep, e); });
 }
 
-BatchPtr ConnectionImpl::submit(const Command* const* cmds, std::size_t n) {
+template <class Encode>
+BatchPtr ConnectionImpl::submit_with(std::size_t n, Encode&& encode) {
   auto b = std::make_shared<PendingBatch>(strand_);
   b->expected = n;
   b->results.resize(n);
@@ -79,15 +80,10 @@ BatchPtr ConnectionImpl::submit(const Command* const* cmds, std::size_t n) {
   if (closed_) return fail(errc::shutting_down);
   if (state_ == State::down) return fail(errc::unavailable);
   if (pending_cmds_ + n > options_.max_pending) return fail(errc::queue_full);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (cmds[i]->empty()) return fail(errc::invalid_argument);
-  }
   const std::size_t mark = out_.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!append_command(out_, *cmds[i])) {
-      out_.resize(mark);
-      return fail(errc::invalid_argument);
-    }
+  if (!encode(out_)) {
+    out_.resize(mark);
+    return fail(errc::invalid_argument);
   }
   inflight_.push_back(b);
   pending_cmds_ += n;
@@ -96,6 +92,16 @@ BatchPtr ConnectionImpl::submit(const Command* const* cmds, std::size_t n) {
   b->timer.expires_after(options_.request_timeout);
   if (state_ == State::connected) wake_writer();
   return b;
+}
+
+BatchPtr ConnectionImpl::submit(const Command* const* cmds, std::size_t n) {
+  // append_command() refuses an empty command: the whole request fails.
+  return submit_with(n, [cmds, n](std::string& out) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!append_command(out, *cmds[i])) return false;
+    }
+    return true;
+  });
 }
 
 void PendingBatch::finish() {
@@ -112,7 +118,19 @@ void PendingBatch::finish() {
 
 void ConnectionImpl::submit_async(const Command* const* cmds, std::size_t n, BatchHandler handler,
                                   asio::any_io_executor work) {
-  auto b = submit(cmds, n);
+  complete_async(submit(cmds, n), std::move(handler), std::move(work));
+}
+
+void ConnectionImpl::submit_encoded_async(std::string_view resp, std::size_t n,
+                                          BatchHandler handler, asio::any_io_executor work) {
+  auto b = submit_with(n, [resp](std::string& out) {
+    out.append(resp);
+    return true;
+  });
+  complete_async(std::move(b), std::move(handler), std::move(work));
+}
+
+void ConnectionImpl::complete_async(BatchPtr b, BatchHandler handler, asio::any_io_executor work) {
   b->handler.emplace(std::move(handler));
   b->work.emplace(std::move(work));
   if (b->done) {

@@ -88,6 +88,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// deadline applies; cancellation of the caller does not. Strand only.
   void submit_async(const Command* const* cmds, std::size_t n, BatchHandler handler,
                     asio::any_io_executor work);
+  /// submit_async() for `n` commands already encoded in RESP (CommandBuffer).
+  void submit_encoded_async(std::string_view resp, std::size_t n, BatchHandler handler,
+                            asio::any_io_executor work);
   /// Stops reconnecting and fails everything with errc::shutting_down. Strand only.
   void close();
 
@@ -108,6 +111,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                          std::shared_ptr<Socket> sock);
   static asio::awaitable<void> write_loop(std::shared_ptr<ConnectionImpl> self,
                                           std::shared_ptr<Socket> sock, std::uint64_t gen);
+
+  /// The common part of submit(): `encode(out_)` appends the n commands'
+  /// bytes and returns false if one cannot be encoded.
+  template <class Encode>
+  BatchPtr submit_with(std::size_t n, Encode&& encode);
+  /// Hands a submitted batch's results to `handler` (now or when done).
+  static void complete_async(BatchPtr b, BatchHandler handler, asio::any_io_executor work);
 
   void on_reply(Reply r);
   /// A request sent at `sent` timed out with `commands` replies missing: if

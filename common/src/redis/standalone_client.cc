@@ -62,6 +62,25 @@ class StandaloneClient final : public Client {
                                                      std::move(results)));
   }
 
+  asio::awaitable<std::vector<result<Reply>>> exec_buffer(CommandBuffer cmds) override {
+    if (!cmds.complete()) {
+      co_return std::vector<result<Reply>>(cmds.size(), make_error_code(errc::invalid_argument));
+    }
+    // As exec_pipeline(), with the bytes as encoded (plain commands only, so
+    // no NOSCRIPT retry).
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                            void(std::vector<result<Reply>>)>(
+        [this, &cmds](auto handler) {
+          asio::any_io_executor ex = asio::get_associated_executor(handler);
+          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          asio::dispatch(strand_, [conn = conn_, &cmds, h = BatchHandler(std::move(handler)),
+                                   work = std::move(work)]() mutable {
+            conn->submit_encoded_async(cmds.bytes(), cmds.size(), std::move(h), std::move(work));
+          });
+        },
+        asio::use_awaitable);
+  }
+
   ClientStats stats() const override {
     auto s = metrics_->stats();
     s.reconnects = conn_->reconnects();

@@ -23,6 +23,9 @@
 #include <string>
 #include <string_view>
 
+#include <array>
+#include <string_view>
+
 #include "common/error.h"
 
 namespace pushgw::status_store {
@@ -46,11 +49,20 @@ class RedisKeys {
   std::string owner(std::string_view app, std::string_view device) const;
   std::string user_known(std::string_view app, std::string_view user) const;
   std::string app_online(std::string_view app, unsigned shard) const;
+  /// Keys as pieces for redis::CommandBuffer::arg_concat() (views of this
+  /// object and the arguments; concatenated, the key the function of the
+  /// same name without `_pieces` returns). Hot paths: no string built.
+  using KeyPieces = std::array<std::string_view, 6>;
+  KeyPieces device_pieces(std::string_view app, std::string_view device) const;
+  KeyPieces seq_pieces(std::string_view app, std::string_view device) const;
+  KeyPieces counters_pieces(std::string_view message_id) const;
   /// The app_online() shard of a device (stable FNV-1a hash of the id).
   static unsigned online_shard(std::string_view device);
 
  private:
   std::string tagged(char kind1, char kind2, std::string_view a, std::string_view b) const;
+  /// tagged() as pieces; `infix` is ":<kind>:{" (a string literal).
+  KeyPieces tagged_pieces(std::string_view infix, std::string_view a, std::string_view b) const;
   std::string prefix_;
 };
 

@@ -90,6 +90,47 @@ TEST_F(ClientTest, PipelineRepliesComeBackInOrder) {
   run_co(io_, pipeline_in_order(client_.get()));
 }
 
+asio::awaitable<void> buffer_in_order(Client* c) {
+  CommandBuffer cmds;
+  for (int i = 0; i < 5000; ++i) {
+    cmds.begin(2).arg("INCR").arg_concat({"buf", ":", "counter"});
+    if (i % 1000 == 0) cmds.begin(2).arg("GET").arg("buf:counter");
+  }
+  auto res = co_await c->exec_buffer(std::move(cmds));
+  CO_ASSERT_EQ(res.size(), 5005u);
+  std::int64_t want = 1;
+  for (std::size_t k = 0; k < res.size(); ++k) {
+    CO_ASSERT_TRUE(res[k]);
+    if (res[k]->is_integer()) {
+      CO_ASSERT_EQ(res[k]->integer(), want++);
+    } else {
+      EXPECT_EQ(res[k]->to_int(), want - 1) << "GET after INCR " << want - 1;
+    }
+  }
+  auto empty = co_await c->exec_buffer(CommandBuffer{});
+  EXPECT_TRUE(empty.empty());
+  CommandBuffer bad;
+  bad.begin(2).arg("GET");
+  bad.begin(1).arg("PING");
+  auto refused = co_await c->exec_buffer(std::move(bad));
+  CO_ASSERT_EQ(refused.size(), 2u);
+  for (auto& r : refused) {
+    CO_ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), make_error_code(errc::invalid_argument));
+  }
+  // Nothing of the refused buffer reached the server: the connection still
+  // pairs replies with requests.
+  Command get{"GET", "buf:counter"};
+  auto after = co_await c->exec(std::move(get));
+  CO_ASSERT_TRUE(after);
+  EXPECT_EQ(after->to_int(), 5000);
+}
+
+TEST_F(ClientTest, EncodedBufferRepliesComeBackInOrder) {
+  client_ = make(io_, server_.url());
+  run_co(io_, buffer_in_order(client_.get()));
+}
+
 asio::awaitable<void> worker(Client* c, int id, int n, int* ok) {
   for (int i = 0; i < n; ++i) {
     auto key = "w" + std::to_string(id);

@@ -91,6 +91,33 @@ TEST_F(ClusterTest, OneSeedDiscoversAllNodesAndPipelinesAcrossThem) {
   EXPECT_EQ(c->stats().moved, 0u);
 }
 
+// exec_buffer() on a cluster: decoded and routed per key like exec_pipeline().
+asio::awaitable<void> buffer_across_nodes(Client* c) {
+  CommandBuffer sets;
+  for (int i = 0; i < 300; ++i) {
+    sets.begin(3).arg("SET").arg_concat({"buf:", std::to_string(i)}).arg("v" + std::to_string(i));
+  }
+  auto r = co_await c->exec_buffer(std::move(sets));
+  CO_ASSERT_EQ(r.size(), 300u);
+  for (auto& x : r) CO_ASSERT_TRUE(x && x->str() == "OK");
+  CommandBuffer gets;
+  for (int i = 299; i >= 0; --i) gets.begin(2).arg("GET").arg("buf:" + std::to_string(i));
+  auto g = co_await c->exec_buffer(std::move(gets));
+  CO_ASSERT_EQ(g.size(), 300u);
+  for (int i = 0; i < 300; ++i) {
+    CO_ASSERT_TRUE(g[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(g[static_cast<std::size_t>(i)]->str(), "v" + std::to_string(299 - i));
+  }
+}
+
+TEST_F(ClusterTest, EncodedBuffersAreRoutedPerKey) {
+  auto* c = connect(cluster_->url_with_one_seed(0));
+  run_co(io_, buffer_across_nodes(c));
+  std::set<std::size_t> owners;
+  for (int i = 0; i < 300; ++i) owners.insert(cluster_->owner_of(key_slot("buf:" + std::to_string(i))));
+  EXPECT_EQ(owners.size(), 3u);
+}
+
 asio::awaitable<void> set_key(Client* c, std::string k, std::string v) {
   Command set{"SET", k, v};
   auto r = co_await c->exec(std::move(set));

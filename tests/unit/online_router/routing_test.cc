@@ -196,6 +196,31 @@ TEST(Records, AfterSeqRidesOnTheLiveRecordOnly) {
   EXPECT_EQ(stored.after_seq(), 0u);
 }
 
+// The live record is the offline one's bytes with node_id and after_seq
+// appended: it must parse to exactly what protobuf itself would build,
+// including multi-byte lengths and varints.
+TEST(Records, LiveRecordParsesAsTheCanonicalMessage) {
+  const auto r = request(60);
+  const std::string long_node(200, 'n');  // length needs two varint bytes
+  for (uint64_t after : {uint64_t{0}, uint64_t{1}, uint64_t{300}, UINT64_MAX}) {
+    for (const std::string& node : {std::string("n1"), long_node}) {
+      auto recs = unicast_records(r, 7, std::string_view(node), 99, true, TrafficClass::kNormal,
+                                  after);
+      ASSERT_TRUE(recs.deliver && recs.offline);
+      DeliveryRecord expected;
+      ASSERT_TRUE(expected.ParseFromString(recs.offline->value));
+      expected.set_node_id(node);
+      expected.set_after_seq(after);
+      DeliveryRecord live;
+      ASSERT_TRUE(live.ParseFromString(recs.deliver->value));
+      EXPECT_EQ(live.SerializeAsString(), expected.SerializeAsString())
+          << "after_seq " << after << ", node of " << node.size() << " bytes";
+      EXPECT_EQ(live.after_seq(), after);
+      EXPECT_EQ(live.node_id(), node);
+    }
+  }
+}
+
 TEST(OfflineOnlyMemo, LiveMessagesToANewerConnectionFollowTheNewestOfflineOnlyOne) {
   OfflineOnlyMemo memo(100);
   const uint64_t now = 1'000;

@@ -70,6 +70,74 @@ TEST(Encode, ByteIdenticalToHiredisFormatter) {
   }
 }
 
+// CommandBuffer writes the same bytes as append_command() (and so as hiredis)
+// for many commands in a row, and decodes each back into its Command.
+TEST(CommandBuffer, SameBytesAsCommandsAndDecodesBack) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> argc_dist(1, 12), len_dist(0, 200), byte(0, 255);
+  CommandBuffer b;
+  std::vector<Command> cmds;
+  std::string expected;
+  for (int i = 0; i < 300; ++i) {
+    Command c;
+    const auto argc = static_cast<std::size_t>(argc_dist(rng));
+    b.begin(argc);
+    for (std::size_t k = 0; k < argc; ++k) {
+      std::string a(static_cast<std::size_t>(len_dist(rng)), '\0');
+      for (auto& ch : a) ch = static_cast<char>(byte(rng));
+      c.arg(a);
+      if (k % 3 == 1) {
+        // The same argument written from pieces.
+        const std::string_view v(a);
+        b.arg_concat({v.substr(0, v.size() / 2), std::string_view(), v.substr(v.size() / 2)});
+      } else {
+        b.arg(a);
+      }
+    }
+    expected += encode(c);
+    cmds.push_back(std::move(c));
+  }
+  b.begin(4).arg("SET").arg_int(-42).arg_uint(18446744073709551615ULL).arg("");
+  Command ints{"SET"};
+  ints.arg(-42).arg(std::uint64_t{18446744073709551615ULL}).arg("");
+  expected += encode(ints);
+  cmds.push_back(std::move(ints));
+
+  ASSERT_TRUE(b.complete());
+  ASSERT_EQ(b.size(), cmds.size());
+  EXPECT_EQ(b.bytes(), expected);
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    const auto d = b.command(i);
+    ASSERT_EQ(d.size(), cmds[i].size()) << i;
+    for (std::size_t k = 0; k < d.size(); ++k) EXPECT_EQ(d[k], cmds[i][k]) << i << "/" << k;
+  }
+  EXPECT_TRUE(b.command(cmds.size()).empty());
+}
+
+TEST(CommandBuffer, MissingOrExtraArgumentsMakeItIncomplete) {
+  CommandBuffer missing;
+  missing.begin(2).arg("GET");
+  EXPECT_FALSE(missing.complete());
+  missing.begin(1).arg("PING");  // the previous one never got its key
+  EXPECT_FALSE(missing.complete());
+  EXPECT_TRUE(missing.command(0).empty());
+
+  CommandBuffer extra;
+  extra.begin(1).arg("PING").arg("x");
+  EXPECT_FALSE(extra.complete());
+
+  CommandBuffer zero;
+  zero.begin(0);
+  EXPECT_FALSE(zero.complete());
+
+  CommandBuffer fine;
+  EXPECT_TRUE(fine.complete());
+  EXPECT_TRUE(fine.empty());
+  fine.begin(1).arg("PING");
+  EXPECT_TRUE(fine.complete());
+  EXPECT_EQ(fine.bytes(), "*1\r\n$4\r\nPING\r\n");
+}
+
 TEST(Encode, EmptyCommandIsRejected) {
   std::string out;
   auto r = append_command(out, Command{});

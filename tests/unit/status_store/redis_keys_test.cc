@@ -26,6 +26,22 @@ TEST(RedisKeys, Schema) {
   EXPECT_EQ(RedisKeys("x").device("a", "b"), "x:d:{a:b}");
 }
 
+TEST(RedisKeys, PiecesConcatenateToTheKey) {
+  auto join = [](const RedisKeys::KeyPieces& p) {
+    std::string s;
+    for (auto piece : p) s.append(piece);
+    return s;
+  };
+  for (std::string prefix : {"pgw", "x"}) {
+    RedisKeys k(prefix);
+    for (std::string id : {"dev", "d", "a:b", "device-with-}-brace"}) {
+      EXPECT_EQ(join(k.device_pieces("app", id)), k.device("app", id)) << id;
+      EXPECT_EQ(join(k.seq_pieces("app", id)), k.seq("app", id)) << id;
+      EXPECT_EQ(join(k.counters_pieces(id)), k.counters(id)) << id;
+    }
+  }
+}
+
 TEST(RedisKeys, KeysOfOneScriptShareASlot) {
   RedisKeys k("pfx");
   for (std::string dev : {"d1", "device-with-}-brace", "{odd}", "x{y}z", "日本"}) {

@@ -64,6 +64,11 @@ class Client {
   /// Many commands in one round trip per node; one result per command, in order.
   virtual boost::asio::awaitable<std::vector<result<Reply>>> exec_pipeline(
       std::vector<Command> cmds) = 0;
+  /// exec_pipeline() for commands encoded in a CommandBuffer: one result per
+  /// command, in order; errc::invalid_argument for all of them if the buffer
+  /// is not complete(). The standalone client sends the bytes as they are;
+  /// the default (cluster, test doubles) decodes them into Commands.
+  virtual boost::asio::awaitable<std::vector<result<Reply>>> exec_buffer(CommandBuffer cmds);
 
   virtual ClientStats stats() const = 0;
   virtual boost::asio::any_io_executor executor() const = 0;

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,51 @@ class Command {
   std::string buf_;
   std::vector<std::uint32_t> ends_;
   std::optional<Script> script_;
+};
+
+/// Many plain commands encoded straight into one RESP buffer, for hot paths
+/// that send thousands of commands at once (no Command object, no
+/// allocation per command). Scripts (EVALSHA) are not supported: they need
+/// the NOSCRIPT retry that only Command carries.
+///
+///   CommandBuffer b;
+///   b.begin(2).arg("GET").arg_concat({prefix, ":d:{", app, ":", dev, "}"});
+///
+/// Each begin(argc) must be followed by exactly argc arguments; otherwise the
+/// buffer is not complete() and Client::exec_buffer() fails every command
+/// with errc::invalid_argument.
+class CommandBuffer {
+ public:
+  void reserve(std::size_t commands, std::size_t bytes);
+  /// Starts the next command, of `argc` (>= 1) arguments.
+  CommandBuffer& begin(std::size_t argc);
+  CommandBuffer& arg(std::string_view a);
+  CommandBuffer& arg_int(std::int64_t v);
+  CommandBuffer& arg_uint(std::uint64_t v);
+  /// One argument written from pieces (e.g. a key from a prefix and ids)
+  /// without building it first.
+  CommandBuffer& arg_concat(std::span<const std::string_view> pieces);
+  CommandBuffer& arg_concat(std::initializer_list<std::string_view> pieces) {
+    return arg_concat(std::span<const std::string_view>(pieces.begin(), pieces.size()));
+  }
+
+  /// Commands begun.
+  std::size_t size() const { return starts_.size(); }
+  bool empty() const { return starts_.empty(); }
+  /// Every command has all its arguments (and no extra ones).
+  bool complete() const { return left_ == 0 && !bad_; }
+  /// The RESP bytes of all commands.
+  std::string_view bytes() const { return buf_; }
+  /// Command `i` as a Command (the cluster client routes by key); empty if
+  /// the buffer is not complete() or `i` is out of range.
+  Command command(std::size_t i) const;
+
+ private:
+  void header(char kind, std::size_t n);
+  std::string buf_;
+  std::vector<std::uint32_t> starts_;  // offset of each command in buf_
+  std::size_t left_ = 0;               // arguments the current command still needs
+  bool bad_ = false;
 };
 
 }  // namespace pushgw::redis
