@@ -1,6 +1,7 @@
 #include "online_router/routing.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "status_store/redis_keys.h"
 
@@ -125,25 +126,112 @@ v1::Push make_push(const PushRequest& r, uint64_t seq, TrafficClass c) {
 namespace {
 
 // Protobuf wire format (encoding.md): a field is its tag (number << 3 |
-// wire type) then the value; fields may come in any order and parsers merge
-// them, so appending a field to a serialized message sets it.
-void append_varint(std::string& out, uint64_t v) {
+// wire type) and its value; proto3 leaves out zero and empty scalars. Fields
+// written in number order give the bytes libprotobuf writes (the tests
+// compare them); parsers also accept fields in any order and merge them, so
+// appending a field to serialized bytes sets it.
+std::size_t varint_size(uint64_t v) {
+  std::size_t n = 1;
   while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+char* put_varint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
 }
 
-void append_string_field(std::string& out, uint32_t field, std::string_view v) {
-  append_varint(out, (uint64_t{field} << 3) | 2);  // length-delimited
-  append_varint(out, v.size());
-  out.append(v);
+constexpr uint64_t tag(uint32_t field, uint32_t wire_type) {
+  return (uint64_t{field} << 3) | wire_type;
+}
+constexpr uint32_t kVarint = 0;
+constexpr uint32_t kLengthDelimited = 2;
+
+// Size and writer of one field; empty strings and zeros are left out.
+std::size_t bytes_field_size(uint32_t field, std::string_view v) {
+  return v.empty() ? 0 : varint_size(tag(field, kLengthDelimited)) + varint_size(v.size()) + v.size();
+}
+char* put_bytes_field(char* p, uint32_t field, std::string_view v) {
+  if (v.empty()) return p;
+  p = put_varint(p, tag(field, kLengthDelimited));
+  p = put_varint(p, v.size());
+  std::memcpy(p, v.data(), v.size());
+  return p + v.size();
+}
+std::size_t uint_field_size(uint32_t field, uint64_t v) {
+  return v == 0 ? 0 : varint_size(tag(field, kVarint)) + varint_size(v);
+}
+char* put_uint_field(char* p, uint32_t field, uint64_t v) {
+  if (v == 0) return p;
+  p = put_varint(p, tag(field, kVarint));
+  return put_varint(p, v);
 }
 
-void append_uint_field(std::string& out, uint32_t field, uint64_t v) {
-  append_varint(out, uint64_t{field} << 3);  // varint
-  append_varint(out, v);
+// Appends node_id and after_seq (the live record's own fields) to `out`.
+void append_live_fields(std::string& out, std::string_view node_id, uint64_t after_seq) {
+  const std::size_t at = out.size();
+  out.resize(at + bytes_field_size(DeliveryRecord::kNodeIdFieldNumber, node_id) +
+             uint_field_size(DeliveryRecord::kAfterSeqFieldNumber, after_seq));
+  char* p = out.data() + at;
+  p = put_bytes_field(p, DeliveryRecord::kNodeIdFieldNumber, node_id);
+  put_uint_field(p, DeliveryRecord::kAfterSeqFieldNumber, after_seq);
+}
+
+// DeliveryRecord{schema_version, app_id, device_id, push, epoch} as
+// libprotobuf serializes what make_push() builds (without node_id and
+// after_seq), written directly into one exactly sized string: building and
+// destroying the two messages cost the router more than the rest of planning.
+std::string encode_unicast(const PushRequest& r, uint64_t seq, uint64_t epoch, TrafficClass c,
+                           std::size_t spare) {
+  using P = pushgw::v1::Push;
+  using D = DeliveryRecord;
+  const uint64_t cls = static_cast<uint64_t>(wire_class(c));
+  const uint64_t expires = expires_at_ms(r);
+  const uint64_t ack = r.ttl_s() > 0 ? 1 : 0;
+  const std::size_t push_size =
+      bytes_field_size(P::kMessageIdFieldNumber, r.message_id()) +
+      uint_field_size(P::kSeqFieldNumber, seq) +
+      bytes_field_size(P::kPayloadFieldNumber, r.payload()) +
+      uint_field_size(P::kTrafficClassFieldNumber, cls) +
+      bytes_field_size(P::kTopicFieldNumber, r.topic()) +
+      bytes_field_size(P::kCollapseKeyFieldNumber, r.collapse_key()) +
+      uint_field_size(P::kCreatedMsFieldNumber, r.created_ms()) +
+      uint_field_size(P::kExpiresMsFieldNumber, expires) +
+      uint_field_size(P::kAckRequiredFieldNumber, ack);
+  // A set sub-message is written even when empty.
+  const std::size_t size = uint_field_size(D::kSchemaVersionFieldNumber, kSchemaVersion) +
+                           bytes_field_size(D::kAppIdFieldNumber, r.app_id()) +
+                           bytes_field_size(D::kDeviceIdFieldNumber, r.device_id()) +
+                           varint_size(tag(D::kPushFieldNumber, kLengthDelimited)) +
+                           varint_size(push_size) + push_size +
+                           uint_field_size(D::kEpochFieldNumber, epoch);
+  std::string out;
+  out.reserve(size + spare);
+  out.resize(size);
+  char* p = out.data();
+  p = put_uint_field(p, D::kSchemaVersionFieldNumber, kSchemaVersion);
+  p = put_bytes_field(p, D::kAppIdFieldNumber, r.app_id());
+  p = put_bytes_field(p, D::kDeviceIdFieldNumber, r.device_id());
+  p = put_varint(p, tag(D::kPushFieldNumber, kLengthDelimited));
+  p = put_varint(p, push_size);
+  p = put_bytes_field(p, P::kMessageIdFieldNumber, r.message_id());
+  p = put_uint_field(p, P::kSeqFieldNumber, seq);
+  p = put_bytes_field(p, P::kPayloadFieldNumber, r.payload());
+  p = put_uint_field(p, P::kTrafficClassFieldNumber, cls);
+  p = put_bytes_field(p, P::kTopicFieldNumber, r.topic());
+  p = put_bytes_field(p, P::kCollapseKeyFieldNumber, r.collapse_key());
+  p = put_uint_field(p, P::kCreatedMsFieldNumber, r.created_ms());
+  p = put_uint_field(p, P::kExpiresMsFieldNumber, expires);
+  p = put_uint_field(p, P::kAckRequiredFieldNumber, ack);
+  put_uint_field(p, D::kEpochFieldNumber, epoch);
+  return out;
 }
 
 }  // namespace
@@ -153,27 +241,22 @@ UnicastRecords unicast_records(const PushRequest& r, uint64_t seq,
                                TrafficClass c, uint64_t after_seq) {
   UnicastRecords out;
   if (!node_id && !store) return out;
-  // Serialized once: the offline copy is the record without node_id and
+  // Encoded once: the offline copy is the record without node_id and
   // after_seq; the live one is the same bytes with those two fields appended.
-  std::string common;
-  {
-    DeliveryRecord dr;
-    dr.set_schema_version(kSchemaVersion);
-    dr.set_app_id(r.app_id());
-    dr.set_device_id(r.device_id());
-    *dr.mutable_push() = make_push(r, seq, c);
-    dr.set_epoch(epoch);
-    common = dr.SerializeAsString();
-  }
+  const std::size_t spare = node_id ? node_id->size() + 16 : 0;
+  std::string common = encode_unicast(r, seq, epoch, c, spare);
   std::string key = device_key(r.app_id(), r.device_id());
   if (node_id) {
     bus::OutRecord rec;
     rec.topic = deliver_topic(*node_id);
     rec.key = store ? key : std::move(key);
-    rec.value.reserve(common.size() + node_id->size() + 16);
-    rec.value = store ? common : std::move(common);
-    append_string_field(rec.value, DeliveryRecord::kNodeIdFieldNumber, *node_id);
-    if (after_seq != 0) append_uint_field(rec.value, DeliveryRecord::kAfterSeqFieldNumber, after_seq);
+    if (store) {
+      rec.value.reserve(common.size() + spare);
+      rec.value = common;
+    } else {
+      rec.value = std::move(common);
+    }
+    append_live_fields(rec.value, *node_id, after_seq);
     out.deliver = std::move(rec);
   }
   if (store) {

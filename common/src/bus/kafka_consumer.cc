@@ -411,9 +411,14 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
     std::vector<std::pair<TopicPartition, int64_t>> touched;
     {
       std::lock_guard lk(mu_);
+      // Records come in runs of one partition: look each run's state up once.
+      auto it = owned_.end();
+      TopicPartition run{{}, -1};  // the partition of the current run
       for (auto& r : records) {
-        TopicPartition tp{r.topic, r.partition};
-        auto it = owned_.find(tp);
+        if (r.partition != run.partition || r.topic != run.topic) {
+          run = TopicPartition{r.topic, r.partition};
+          it = owned_.find(run);
+        }
         // Not owned any more (revoked while this batch was drained), or a
         // record this assignment already handed out: drop it.
         if (it == owned_.end() || !it->second.tracker.handed_out(r.offset)) {
@@ -421,8 +426,8 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
         }
         r.assignment_epoch = it->second.epoch;
         it->second.next_offset = r.offset + 1;
-        if (touched.empty() || touched.back().first != tp) {
-          touched.emplace_back(std::move(tp), 0);
+        if (touched.empty() || touched.back().first != it->first) {
+          touched.emplace_back(it->first, 0);
         }
         touched.back().second = it->second.next_offset;
         buffer_.push_back(std::move(r));

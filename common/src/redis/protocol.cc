@@ -15,7 +15,8 @@ namespace {
 // hiredis builds the reply tree through these callbacks, so replies are
 // parsed straight into Reply values (no redisReply copy). Children live by
 // value inside their parent's elements vector, which is sized by createArray
-// before any child arrives; only the root is heap-allocated and owned by us.
+// before any child arrives; the root lives in the parser (the reader's
+// privdata), one reply at a time: no allocation per reply.
 Reply* place(const redisReadTask* task, Reply&& value) noexcept {
   try {
     if (task->parent != nullptr) {
@@ -24,7 +25,9 @@ Reply* place(const redisReadTask* task, Reply&& value) noexcept {
       slot = std::move(value);
       return &slot;
     }
-    return new Reply(std::move(value));
+    auto* root = static_cast<Reply*>(task->privdata);
+    *root = std::move(value);
+    return root;
   } catch (const std::bad_alloc&) {
     return nullptr;  // hiredis reports out-of-memory
   }
@@ -61,7 +64,9 @@ void* create_integer(const redisReadTask* task, long long value) {
 
 void* create_nil(const redisReadTask* task) { return place(task, Reply::nil()); }
 
-void free_object(void* obj) { delete static_cast<Reply*>(obj); }
+// hiredis frees only roots (a reply it gives up on, or one never taken):
+// the parser's slot is just cleared.
+void free_object(void* obj) { *static_cast<Reply*>(obj) = Reply(); }
 
 redisReplyObjectFunctions kFunctions = {create_string, create_array, create_integer, create_nil,
                                         free_object};
@@ -100,11 +105,14 @@ result<void> append_command(std::string& out, const Command& cmd) {
 }
 
 struct ReplyParser::Impl {
+  // Declared before the reader: redisReaderFree may still clear it.
+  Reply root;
   std::unique_ptr<redisReader, ReaderDeleter> reader;
 
   void make() {
     reader.reset(redisReaderCreateWithFunctions(&kFunctions));
     if (!reader) throw std::bad_alloc();
+    reader->privdata = &root;
     // Keep the input buffer between reads instead of freeing it when idle.
     reader->maxbuf = 0;
   }
@@ -125,8 +133,10 @@ result<std::optional<Reply>> ReplyParser::next() {
     return errc::protocol_error;
   }
   if (obj == nullptr) return std::optional<Reply>();
-  std::unique_ptr<Reply> owned(static_cast<Reply*>(obj));
-  return std::optional<Reply>(std::move(*owned));
+  auto* root = static_cast<Reply*>(obj);
+  std::optional<Reply> out(std::move(*root));
+  *root = Reply();
+  return out;
 }
 
 void ReplyParser::reset() { impl_->make(); }
