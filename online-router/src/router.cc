@@ -835,6 +835,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
 
     if (!cfg_.counters) co_return;
     CounterBatch counters;
+    counters.reserve(plan.requests.size());
     for (std::size_t i = 0; i < plan.requests.size(); ++i) {
       const auto& t = plan.tallies[i];
       if (t.routed == 0 && t.stored == 0 && t.expired == 0) continue;

@@ -335,7 +335,7 @@ NodeView::Liveness NodeView::check(std::string_view node_id, uint64_t connected_
   return Liveness::kUnknown;
 }
 
-void CounterBatch::add(const std::string& message_id, uint64_t expires_ms, int64_t routed,
+void CounterBatch::add(std::string_view message_id, uint64_t expires_ms, int64_t routed,
                        int64_t stored, int64_t expired, uint64_t covered_until_ms,
                        bool sole_target) {
   auto [it, inserted] = counts_.try_emplace(message_id);
@@ -357,7 +357,7 @@ std::vector<status_store::CounterUpdate> CounterBatch::updates(uint64_t now_ms,
   for (const auto& id : order_) {
     const Counts& c = counts_.at(id);
     status_store::CounterUpdate u;
-    u.message_id = id;
+    u.message_id = std::string(id);
     u.set = c.sole;
     if (c.routed != 0) u.deltas.emplace_back("routed", c.routed);
     if (c.stored != 0) u.deltas.emplace_back("stored", c.stored);

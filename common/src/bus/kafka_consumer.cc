@@ -228,9 +228,15 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
     }
     std::size_t accepted = 0;
     std::map<TopicPartition, PartitionState*> advanced;
+    // Records come in runs of one partition: look each run's state up once.
+    auto it = owned_.end();
+    TopicPartition run{{}, -1};
+    const PartitionState* last_advanced = nullptr;
     for (const auto& r : records) {
-      TopicPartition tp{r.topic, r.partition};
-      auto it = owned_.find(tp);
+      if (r.partition != run.partition || r.topic != run.topic) {
+        run = TopicPartition{r.topic, r.partition};
+        it = owned_.find(run);
+      }
       if (it == owned_.end() || it->second.epoch != r.assignment_epoch) {
         continue;
       }
@@ -239,8 +245,9 @@ class ConsumerCore : public std::enable_shared_from_this<ConsumerCore> {
         continue;
       }
       ++accepted;
-      if (it->second.tracker.committable() != before) {
-        advanced[std::move(tp)] = &it->second;
+      if (it->second.tracker.committable() != before && last_advanced != &it->second) {
+        advanced[it->first] = &it->second;
+        last_advanced = &it->second;
       }
     }
     if (!advanced.empty()) {

@@ -172,8 +172,13 @@ class CounterBatch {
   /// `sole_target`: the record is its message's only one (PushRequest
   /// targets == 1): if it is also the only one of the message in this batch,
   /// its update sets the values (CounterUpdate::set).
-  void add(const std::string& message_id, uint64_t expires_ms, int64_t routed, int64_t stored,
+  /// `message_id` is not copied: it must stay valid until updates().
+  void add(std::string_view message_id, uint64_t expires_ms, int64_t routed, int64_t stored,
            int64_t expired, uint64_t covered_until_ms = 0, bool sole_target = false);
+  void reserve(std::size_t messages) {
+    order_.reserve(messages);
+    counts_.reserve(messages);
+  }
   bool empty() const { return counts_.empty(); }
   /// One update per message with its non-zero counters ("routed", "stored",
   /// "expired"); ttl = max(min_ttl, expiry - now), and keep_ttl when the
@@ -190,8 +195,8 @@ class CounterBatch {
     uint64_t covered_until_ms = UINT64_MAX;  // min over the adds
     bool sole = false;                       // one add, of a sole-target record
   };
-  std::vector<std::string> order_;
-  std::unordered_map<std::string, Counts> counts_;
+  std::vector<std::string_view> order_;
+  std::unordered_map<std::string_view, Counts> counts_;
 };
 
 }  // namespace pushgw::online_router
