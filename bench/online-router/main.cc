@@ -9,7 +9,10 @@
 // Without --redis a private redis-server is started on a free port. The mock
 // cluster, the router and the preloading producer share this process; Redis
 // and the mock share the machine with it, so the figure is a lower bound for
-// a router with its own cores.
+// a router with its own cores. Each message's counters hash is created
+// first (start_counters), as push-api does before producing a request. Besides
+// the rate it prints the CPU per routed message of this process and of the
+// private redis-server: steadier than the rate on a shared machine.
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <signal.h>
