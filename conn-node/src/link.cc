@@ -251,6 +251,14 @@ void Link::enqueue(Lane lane, const SharedFrame& frame, const PushMeta* meta) {
   }
 }
 
+bool Link::already_sent(const PushMeta& meta) const {
+  if (!extras_ || meta.message_id.empty()) return false;
+  const auto& sent = extras_->sent;
+  return std::any_of(sent.begin(), sent.end(), [&](const auto& e) {
+    return e.second == meta.seq && e.first == meta.message_id;
+  });
+}
+
 void Link::remember_sent(const PushMeta& meta) {
   auto& sent = extras().sent;
   if (sent.size() >= kMaxSentTracked) sent.erase(sent.begin());
@@ -282,6 +290,12 @@ void Link::push_unicast(const SharedFrame& frame, Lane lane, const PushMeta& met
     return;
   }
   if (meta.replay) {
+    if (meta.ack_required && already_sent(meta)) {
+      // Sent on this connection already and not acked yet (a live push let
+      // out after a hold timed out, or a late forward the replay also had).
+      core().metrics().deliver_duplicate->Increment();
+      return;
+    }
     enqueue(lane, frame, &meta);
     // A replayed or forwarded older message may be what gap-held ones wait for.
     if (extras_ && !extras_->gap.empty()) release_gap(/*all=*/false);

@@ -182,6 +182,7 @@ class Link : public WheelHook, public std::enable_shared_from_this<Link> {
   void make_room_for_normal(size_t bytes);
   void enqueue(Lane lane, const SharedFrame& frame, const PushMeta* meta);
   void remember_sent(const PushMeta& meta);
+  bool already_sent(const PushMeta& meta) const;
   void release_held(uint64_t above_seq);
   /// Queues a live push, or keeps it in the gap list while an older seq it
   /// must follow (after_seq) has not reached the link.

@@ -934,6 +934,14 @@ asio::awaitable<void> NodeCore::deliver_batch(const std::vector<bus::Record>& re
       metrics_->deliver_no_link->Increment();
       continue;
     }
+    if (unicast && dr.replay() && dr.epoch() != 0 && dr.epoch() != entry->epoch) {
+      // A replay or late forward meant for another connection of the device
+      // (read by the offline router before that connection's DISCONNECTED):
+      // the store still has the message, so this connection's own replay
+      // brings it. Delivering it here as well would send it twice.
+      metrics_->deliver_stale_epoch->Increment();
+      continue;
+    }
     if (!unicast && !dr.broadcast() && dr.topic().empty()) {
       metrics_->deliver_bad_record->Increment();
       continue;

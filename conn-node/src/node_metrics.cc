@@ -101,6 +101,8 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r) : registry_(r) {
                         .Register(r);
   deliver_queued = &deliver_f.Add({{"result", "queued"}});
   deliver_no_link = &deliver_f.Add({{"result", "no_link"}});
+  deliver_stale_epoch = &deliver_f.Add({{"result", "stale_epoch"}});
+  deliver_duplicate = &deliver_f.Add({{"result", "duplicate"}});
   deliver_expired = &deliver_f.Add({{"result", "expired"}});
   deliver_bad_record = &deliver_f.Add({{"result", "bad_record"}});
   fanout_records = &deliver_f.Add({{"result", "fanout"}});

@@ -44,6 +44,8 @@ struct NodeMetrics {
 
   prometheus::Counter* deliver_queued = nullptr;
   prometheus::Counter* deliver_no_link = nullptr;
+  prometheus::Counter* deliver_stale_epoch = nullptr;
+  prometheus::Counter* deliver_duplicate = nullptr;
   prometheus::Counter* deliver_expired = nullptr;
   prometheus::Counter* deliver_bad_record = nullptr;
   prometheus::Counter* deliver_schema_rejected = nullptr;

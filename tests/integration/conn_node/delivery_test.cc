@@ -378,5 +378,58 @@ TEST_F(DeliveryTest, LivePushesWaitForTheOlderMessageTheyFollow) {
   EXPECT_EQ(metric(node, timeouts), timeouts_before + 1.0);
 }
 
+// A device reconnects while records meant for its previous connection are
+// still on the way (the offline router read its stores before the
+// DISCONNECTED and forwarded them to the old epoch): those are dropped, the
+// new connection's own replay brings them. A replayed message this
+// connection already had (unacked) is not sent twice.
+TEST_F(DeliveryTest, ReplaysOfAnotherConnectionAndRepeatsAreNotSentTwice) {
+  Node& node = start_node("n1");
+  await_delivery_ready(node);
+  const std::string stale = "pushgw_conn_deliveries_total{result=\"stale_epoch\"}";
+  const std::string dup = "pushgw_conn_deliveries_total{result=\"duplicate\"}";
+  const double stale_before = metric(node, stale);
+  const double dup_before = metric(node, dup);
+  uint64_t old_epoch = 0;
+  {
+    auto old = online(node, ListenerKind::kTcp, "dev-e");
+    old_epoch = registered_epoch("dev-e");
+    v1::Frame bye;
+    bye.mutable_bye()->set_reason("reconnecting");
+    send(*old, bye);
+    ASSERT_TRUE(closed_by_server(*old));
+  }
+  ASSERT_TRUE(eventually([&] { return registered_node("dev-e").empty(); }));
+  auto d = online(node, ListenerKind::kWs, "dev-e");
+  const uint64_t epoch = registered_epoch("dev-e");
+  ASSERT_GT(epoch, old_epoch);
+
+  auto forward = push_record("dev-e", "e-2", 2, "for the old link", true);
+  forward.set_replay(true);
+  forward.set_epoch(old_epoch);
+  deliver("n1", forward, "demo/dev-e");
+  auto newer = push_record("dev-e", "e-9", 9, "for a newer link", true);
+  newer.set_replay(true);
+  newer.set_epoch(epoch + 1);
+  deliver("n1", newer, "demo/dev-e");
+  // This connection's replay: e-2 once, then e-3; e-2 again (a late
+  // forward the replay also had) is dropped.
+  for (const char* id : {"e-2", "e-3", "e-2"}) {
+    auto r = push_record("dev-e", id, id[2] == '2' ? 2 : 3, "stored", true);
+    r.set_replay(true);
+    r.set_epoch(epoch);
+    deliver("n1", r, "demo/dev-e");
+  }
+  auto unstamped = push_record("dev-e", "e-4", 4, "no epoch", true);
+  unstamped.set_replay(true);  // epoch 0: older producers, delivered to the device's link
+  deliver("n1", unstamped, "demo/dev-e");
+  EXPECT_EQ(recv(*d, 5s).push().message_id(), "e-2");
+  EXPECT_EQ(recv(*d, 5s).push().message_id(), "e-3");
+  EXPECT_EQ(recv(*d, 5s).push().message_id(), "e-4");
+  EXPECT_TRUE(silent(*d, 300ms));
+  EXPECT_EQ(metric(node, stale), stale_before + 2.0);
+  EXPECT_EQ(metric(node, dup), dup_before + 1.0);
+}
+
 }  // namespace
 }  // namespace pushgw::conn_node::testing
