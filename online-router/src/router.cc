@@ -87,7 +87,8 @@ struct Tally {
 // One routed batch, from planning to its last delivery report.
 struct Plan {
   std::vector<bus::Record> inputs;    // marked processed when everything is acked
-  std::vector<PushRequest> requests;  // the decodable, valid ones
+  google::protobuf::Arena arena;              // owns the decoded requests
+  std::vector<const PushRequest*> requests;  // the decodable, valid ones
   std::vector<Tally> tallies;         // per request
   std::vector<Recipe> recipes;
   std::vector<bus::OutRecord> records;  // records[i] built from recipes[i]
@@ -511,16 +512,16 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
     plan->now = clock_.now_ms();
     plan->requests.reserve(batch.size());
     for (const auto& rec : batch) {
-      auto d = decode_request(rec.value);
+      auto d = decode_request(rec.value, plan->arena);
       if (auto* bad = std::get_if<BadReason>(&d)) {
         note_bad(*bad, rec);
         continue;
       }
       auto& ok = std::get<Decoded>(d);
       const auto idx = static_cast<uint32_t>(plan->requests.size());
-      plan->requests.push_back(std::move(ok.request));
+      plan->requests.push_back(ok.request);
       plan->tallies.emplace_back();
-      if (is_expired(plan->requests.back(), plan->now)) {
+      if (is_expired(*ok.request, plan->now)) {
         plan->tallies.back().expired = 1;
         ++plan->expired;
         continue;
@@ -545,7 +546,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
       std::vector<status_store::ResolveRequest> entries;
       entries.reserve(plan->unicast.size());
       for (auto idx : plan->unicast) {
-        entries.push_back({reqs[idx].app_id(), reqs[idx].device_id(), true});
+        entries.push_back({reqs[idx]->app_id(), reqs[idx]->device_id(), true});
       }
       auto* store = store_.get();
       auto r = co_await with_retry([store, &entries] { return store->resolve(entries); },
@@ -571,7 +572,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
 
     // Topic subscribers per node: one call per distinct (app, topic).
     for (auto idx : plan->fanout) {
-      const auto& r = reqs[idx];
+      const auto& r = *reqs[idx];
       if (r.broadcast()) {
         plan->need_broadcast = true;
         continue;
@@ -663,7 +664,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
     std::size_t next_unicast = 0;
     std::size_t next_fanout = 0;
     for (uint32_t idx = 0; idx < reqs.size(); ++idx) {
-      const auto& r = reqs[idx];
+      const auto& r = *reqs[idx];
       if (next_unicast < plan.unicast.size() && plan.unicast[next_unicast] == idx) {
         ++next_unicast;
         if (!plan.looked_up[idx]) continue;
@@ -722,7 +723,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   }
 
   bus::OutRecord rebuild(const Plan& plan, const Recipe& rc) const {
-    const auto& r = plan.requests[rc.request];
+    const auto& r = *plan.requests[rc.request];
     switch (rc.kind) {
       case Recipe::Kind::kDeliver:
         return std::move(*unicast_records(r, rc.seq, rc.node, rc.epoch, false,
@@ -774,7 +775,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
           auto& t = plan.tallies[rc.request];
           t.routed -= 1;
           ++plan.unknown_node;
-          if (rc.kind == Recipe::Kind::kDeliver && plan.requests[rc.request].ttl_s() == 0) {
+          if (rc.kind == Recipe::Kind::kDeliver && plan.requests[rc.request]->ttl_s() == 0) {
             t.expired += 1;
             ++plan.expired;
           }
@@ -839,9 +840,9 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
     for (std::size_t i = 0; i < plan.requests.size(); ++i) {
       const auto& t = plan.tallies[i];
       if (t.routed == 0 && t.stored == 0 && t.expired == 0) continue;
-      counters.add(plan.requests[i].message_id(), expires_at_ms(plan.requests[i]), t.routed,
-                   t.stored, t.expired, plan.requests[i].counters_expire_ms(),
-                   plan.requests[i].targets() == 1 && !plan.requests[i].device_id().empty());
+      const PushRequest& r = *plan.requests[i];
+      counters.add(r.message_id(), expires_at_ms(r), t.routed, t.stored, t.expired,
+                   r.counters_expire_ms(), r.targets() == 1 && !r.device_id().empty());
     }
     if (counters.empty()) co_return;
     auto r = co_await store_->incr_counters_batch(

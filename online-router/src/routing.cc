@@ -61,12 +61,15 @@ std::string_view bad_reason_name(BadReason r) noexcept {
   return "invalid";
 }
 
-std::variant<Decoded, BadReason> decode_request(std::string_view value) {
-  Decoded d;
-  if (!d.request.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+std::variant<Decoded, BadReason> decode_request(std::string_view value,
+                                                google::protobuf::Arena& arena) {
+  auto* req = google::protobuf::Arena::CreateMessage<PushRequest>(&arena);
+  if (!req->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return BadReason::kUndecodable;
   }
-  const PushRequest& r = d.request;
+  Decoded d;
+  d.request = req;
+  const PushRequest& r = *req;
   if (r.schema_version() > kSchemaVersion) return BadReason::kSchemaVersion;
   if (!status_store::validate_id(r.message_id()) || !status_store::validate_app_id(r.app_id())) {
     return BadReason::kInvalid;
