@@ -98,7 +98,7 @@ struct Plan {
   // Resolution (status store), per request index.
   std::vector<uint32_t> unicast;  // requests to one device, in input order
   std::vector<uint32_t> fanout;   // topic and broadcast requests, in input order
-  std::vector<std::optional<status_store::DeviceStatus>> where;
+  std::vector<std::optional<status_store::DeviceRoute>> where;
   std::vector<uint64_t> seqs;
   std::vector<bool> looked_up;
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> topic_nodes;
@@ -563,7 +563,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
       } else {
         for (std::size_t k = 0; k < plan->unicast.size() && k < r->size(); ++k) {
           const auto idx = plan->unicast[k];
-          plan->where[idx] = std::move((*r)[k].status);
+          plan->where[idx] = std::move((*r)[k].route);
           plan->seqs[idx] = (*r)[k].seq;
           plan->looked_up[idx] = true;
         }

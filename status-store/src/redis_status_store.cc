@@ -119,10 +119,9 @@ bool parse_uint(std::string_view s, T& out) {
 // "1\nepoch\nnode\nsession\nplatform\nuid\nsince\nseen" (see scripts.cc);
 // one string keeps a lookup a single GET, about 4x cheaper for Redis than
 // HMGET of seven hash fields.
-std::optional<DeviceStatus> decode_status(const Reply& r) {
-  if (!r.is_string()) return std::nullopt;
+bool split_status(const Reply& r, std::string_view (&f)[8]) {
+  if (!r.is_string()) return false;
   std::string_view v(r.str());
-  std::string_view f[8];
   std::size_t n = 0;
   while (n < 8) {
     auto nl = v.find('\n');
@@ -130,7 +129,25 @@ std::optional<DeviceStatus> decode_status(const Reply& r) {
     if (nl == std::string_view::npos) break;
     v.remove_prefix(nl + 1);
   }
-  if (n != 8 || f[0] != "1") return std::nullopt;
+  return n == 8 && f[0] == "1";
+}
+
+// The routing part of a device record (resolve(): thousands per batch, so
+// no strings for the session, platform and user): nil or malformed -> offline.
+std::optional<DeviceRoute> decode_route(const Reply& r) {
+  std::string_view f[8];
+  if (!split_status(r, f)) return std::nullopt;
+  DeviceRoute s;
+  if (!parse_uint(f[1], s.epoch) || !parse_uint(f[6], s.connected_at_ms)) return std::nullopt;
+  std::uint64_t seen = 0;
+  if (!parse_uint(f[7], seen)) return std::nullopt;
+  s.node_id = f[2];
+  return s;
+}
+
+std::optional<DeviceStatus> decode_status(const Reply& r) {
+  std::string_view f[8];
+  if (!split_status(r, f)) return std::nullopt;
   DeviceStatus s;
   if (!parse_uint(f[1], s.epoch)) return std::nullopt;
   s.node_id = f[2];
@@ -713,7 +730,7 @@ asio::awaitable<result<std::vector<Resolved>>> RedisStatusStore::resolve(
     auto& st = rs[k++];
     if (!st) co_return st.error();
     if (st->is_error()) co_return classify(*st);
-    out[i].status = decode_status(*st);
+    out[i].route = decode_route(*st);
     if (!entries[i].want_seq) continue;
     if (k >= rs.size()) co_return errc::protocol_error;
     auto ok = checked(std::move(rs[k++]), "resolve seq");

@@ -29,7 +29,11 @@ asio::awaitable<result<std::vector<Resolved>>> StatusStore::resolve(
     }
     auto r = co_await lookup(app, std::move(devices));
     if (!r) co_return r.error();
-    for (std::size_t k = 0; k < idx.size() && k < r->size(); ++k) out[idx[k]].status = (*r)[k];
+    for (std::size_t k = 0; k < idx.size() && k < r->size(); ++k) {
+      if (const auto& st = (*r)[k]) {
+        out[idx[k]].route = DeviceRoute{st->node_id, st->epoch, st->connected_at_ms};
+      }
+    }
   }
   std::vector<DeviceRef> refs;
   std::vector<std::size_t> seq_idx;

@@ -117,9 +117,15 @@ struct ResolveRequest {
   std::string device_id;
   bool want_seq = false;
 };
+/// What routing needs of a DeviceStatus (resolve() decodes only this).
+struct DeviceRoute {
+  std::string node_id;
+  std::uint64_t epoch = 0;
+  std::uint64_t connected_at_ms = 0;
+};
 struct Resolved {
-  std::optional<DeviceStatus> status;  ///< nullopt: offline
-  std::uint64_t seq = 0;               ///< 0 unless want_seq
+  std::optional<DeviceRoute> route;  ///< nullopt: offline
+  std::uint64_t seq = 0;             ///< 0 unless want_seq
 };
 
 /// One message's counter deltas, for incr_counters_batch().

@@ -443,9 +443,42 @@ TEST_P(StoreTest, SeqCountersAndIdempotency) {
   auto resolved = run(store_->resolve({{"app1", "burst", true}, {"app1", "nobody-here", false}}));
   ASSERT_TRUE(resolved) << resolved.error().message();
   ASSERT_EQ(resolved->size(), 2u);
-  EXPECT_FALSE((*resolved)[0].status.has_value());
+  EXPECT_FALSE((*resolved)[0].route.has_value());
   EXPECT_EQ((*resolved)[0].seq, of_burst.back() + 1);
   EXPECT_EQ((*resolved)[1].seq, 0u);
+  // An online device: its node, epoch and connect time, as lookup() says;
+  // a malformed record reads as offline.
+  auto online = run(store_->register_device(reg("resolved-dev", "node-r"), 30s));
+  ASSERT_TRUE(online) << online.error().message();
+  ASSERT_TRUE(run(store_->client().exec(
+      redis::Command{"SET", store_->keys().device("app1", "garbled"), "1\nx\nnode"})));
+  resolved = run(store_->resolve(
+      {{"app1", "resolved-dev", true}, {"app1", "garbled", false}, {"app1", "resolved-dev", false}}));
+  ASSERT_TRUE(resolved) << resolved.error().message();
+  ASSERT_EQ(resolved->size(), 3u);
+  auto looked = run(store_->lookup("app1", {"resolved-dev"}));
+  ASSERT_TRUE(looked && looked->size() == 1 && (*looked)[0]);
+  ASSERT_TRUE((*resolved)[0].route.has_value());
+  EXPECT_EQ((*resolved)[0].route->node_id, "node-r");
+  EXPECT_EQ((*resolved)[0].route->epoch, online->epoch);
+  EXPECT_EQ((*resolved)[0].route->connected_at_ms, (*looked)[0]->connected_at_ms);
+  EXPECT_GT((*resolved)[0].seq, 0u);
+  EXPECT_FALSE((*resolved)[1].route.has_value());
+  ASSERT_TRUE((*resolved)[2].route.has_value());
+  EXPECT_EQ((*resolved)[2].route->node_id, "node-r");
+  EXPECT_EQ((*resolved)[2].seq, 0u);
+  // The default implementation (lookup() + next_seqs(), for test doubles)
+  // gives the same routes.
+  auto by_default = run(store_->StatusStore::resolve(
+      {{"app1", "resolved-dev", false}, {"app1", "garbled", false}, {"app1", "nobody-here", false}}));
+  ASSERT_TRUE(by_default) << by_default.error().message();
+  ASSERT_EQ(by_default->size(), 3u);
+  ASSERT_TRUE((*by_default)[0].route.has_value());
+  EXPECT_EQ((*by_default)[0].route->node_id, "node-r");
+  EXPECT_EQ((*by_default)[0].route->epoch, online->epoch);
+  EXPECT_EQ((*by_default)[0].route->connected_at_ms, (*looked)[0]->connected_at_ms);
+  EXPECT_FALSE((*by_default)[1].route.has_value());
+  EXPECT_FALSE((*by_default)[2].route.has_value());
 
   auto c1 = run(store_->incr_counters("msg-1", {{"targets", 10}, {"routed", 3}}, 60s));
   ASSERT_TRUE(c1) << c1.error().message();
