@@ -88,11 +88,11 @@ std::string sha256(std::string_view data) {
 
 std::string to_hex(std::string_view raw) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
+  std::string out(raw.size() * 2, '\0');
+  char* o = out.data();
   for (unsigned char c : raw) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 0xf]);
+    *o++ = kDigits[c >> 4];
+    *o++ = kDigits[c & 0xf];
   }
   return out;
 }
