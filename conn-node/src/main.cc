@@ -25,6 +25,9 @@ asio::awaitable<HttpResponse> start_drain(Node* node) {
 
 asio::awaitable<bool> serving(Node* node) { co_return !node->stats().draining; }
 
+// Its delivery topic is assigned: pushes to its links flow (not just queue).
+asio::awaitable<bool> delivering(Node* node) { co_return node->stats().delivery_partitions > 0; }
+
 asio::awaitable<void> shutdown(Node* node, pushgw::common::AdminServer* admin,
                                std::promise<void>* done) {
   co_await node->shutdown();
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   pushgw::common::AdminServer admin(control.executor(), cfg->admin, metrics);
   admin.handle("POST", "/admin/drain", [&node](HttpRequest) { return start_drain(&node); });
   admin.add_readiness_check("serving", [&node] { return serving(&node); });
+  admin.add_readiness_check("delivery", [&node] { return delivering(&node); });
   if (auto r = admin.start(); !r) {
     log->critical("admin listener {}:{}: {}", cfg->admin.bind_address, cfg->admin.port,
                   r.error().message());

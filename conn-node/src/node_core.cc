@@ -221,7 +221,18 @@ result<void> NodeCore::start() {
     cc.auto_offset_reset = "earliest";
     cc.session_timeout = cfg_.kafka.session_timeout;
     cc.heartbeat_interval = cfg_.kafka.heartbeat_interval;
-    consumer_ = bus::make_kafka_consumer(cc, control_, {}, &process_metrics_->registry());
+    bus::RebalanceHandlers rebalance;
+    rebalance.on_assigned = [this](std::vector<bus::TopicPartition> tps) {
+      delivery_partitions_.fetch_add(tps.size(), std::memory_order_relaxed);
+    };
+    rebalance.on_revoked = [this](std::vector<bus::TopicPartition> tps) {
+      uint64_t cur = delivery_partitions_.load(std::memory_order_relaxed);
+      while (!delivery_partitions_.compare_exchange_weak(
+          cur, cur > tps.size() ? cur - tps.size() : 0, std::memory_order_relaxed)) {
+      }
+    };
+    consumer_ = bus::make_kafka_consumer(cc, control_, std::move(rebalance),
+                                         &process_metrics_->registry());
     if (auto r = consumer_->subscribe({deliver_topic_}); !r) {
       lg->error("cannot subscribe to {}: {}", deliver_topic_, r.error().message());
       release_resources();
@@ -459,6 +470,7 @@ NodeStats NodeCore::stats() const {
   s.sockets = sockets_.load(std::memory_order_relaxed);
   s.capacity = capacity_;
   s.draining = draining_.load(std::memory_order_relaxed);
+  s.delivery_partitions = delivery_partitions_.load(std::memory_order_relaxed);
   return s;
 }
 

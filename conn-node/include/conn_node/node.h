@@ -44,6 +44,10 @@ struct NodeStats {
   uint64_t sockets = 0;
   uint64_t capacity = 0;
   bool draining = false;
+  /// Partitions of pushgw.deliver.<node_id> assigned to this node's consumer.
+  /// 0 right after start (the group is still forming): messages for its links
+  /// wait in Kafka until then, so /readyz says not ready.
+  uint64_t delivery_partitions = 0;
 };
 
 class Node {

@@ -82,7 +82,8 @@ TEST_F(BinaryTest, RunsFromAConfigFileDrainsAndExitsOnSigterm) {
          }();
   // The admin listener starts right after the device listeners.
   EXPECT_TRUE(eventually([&] { return http_status(admin_port, "GET", "/healthz") == 200; }));
-  EXPECT_TRUE(eventually([&] { return http_status(admin_port, "GET", "/readyz") == 200; }));
+  // Ready once its delivery topic is assigned (the group forms in ~3 s).
+  EXPECT_TRUE(eventually([&] { return http_status(admin_port, "GET", "/readyz") == 200; }, 20s));
 
   client::Endpoint ep;
   ep.transport = client::Transport::kTls;

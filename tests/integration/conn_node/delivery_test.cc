@@ -18,6 +18,8 @@ class DeliveryTest : public NodeFixture {};
 
 TEST_F(DeliveryTest, UnicastReachesOnlyItsDevice) {
   Node& node = start_node("n1");
+  // Readiness: the node's delivery topic gets assigned to it after start.
+  EXPECT_TRUE(eventually([&] { return node.stats().delivery_partitions > 0; }, 20s));
   auto a = online(node, ListenerKind::kTcp, "dev-a");
   auto b = online(node, ListenerKind::kWs, "dev-b");
 
