@@ -221,14 +221,16 @@ result<void> NodeCore::start() {
     cc.auto_offset_reset = "earliest";
     cc.session_timeout = cfg_.kafka.session_timeout;
     cc.heartbeat_interval = cfg_.kafka.heartbeat_interval;
+    // The handlers are posted to control_ and may run after this core is
+    // gone (a revoke while closing): they share the counter, not `this`.
     bus::RebalanceHandlers rebalance;
-    rebalance.on_assigned = [this](std::vector<bus::TopicPartition> tps) {
-      delivery_partitions_.fetch_add(tps.size(), std::memory_order_relaxed);
+    rebalance.on_assigned = [n = delivery_partitions_](std::vector<bus::TopicPartition> tps) {
+      n->fetch_add(tps.size(), std::memory_order_relaxed);
     };
-    rebalance.on_revoked = [this](std::vector<bus::TopicPartition> tps) {
-      uint64_t cur = delivery_partitions_.load(std::memory_order_relaxed);
-      while (!delivery_partitions_.compare_exchange_weak(
-          cur, cur > tps.size() ? cur - tps.size() : 0, std::memory_order_relaxed)) {
+    rebalance.on_revoked = [n = delivery_partitions_](std::vector<bus::TopicPartition> tps) {
+      uint64_t cur = n->load(std::memory_order_relaxed);
+      while (!n->compare_exchange_weak(cur, cur > tps.size() ? cur - tps.size() : 0,
+                                       std::memory_order_relaxed)) {
       }
     };
     consumer_ = bus::make_kafka_consumer(cc, control_, std::move(rebalance),
@@ -470,7 +472,7 @@ NodeStats NodeCore::stats() const {
   s.sockets = sockets_.load(std::memory_order_relaxed);
   s.capacity = capacity_;
   s.draining = draining_.load(std::memory_order_relaxed);
-  s.delivery_partitions = delivery_partitions_.load(std::memory_order_relaxed);
+  s.delivery_partitions = delivery_partitions_->load(std::memory_order_relaxed);
   return s;
 }
 

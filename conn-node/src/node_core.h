@@ -233,7 +233,8 @@ class NodeCore {
   std::array<std::atomic<uint64_t>, kListenerKinds> sessions_{};
   std::atomic<unsigned> next_worker_{0};
   std::atomic<bool> draining_{false};
-  std::atomic<uint64_t> delivery_partitions_{0};
+  std::shared_ptr<std::atomic<uint64_t>> delivery_partitions_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
